@@ -231,7 +231,6 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = StateRole.Leader;
-    for (const pr of this.prs.values()) pr.recentActive = true;
     // An empty entry of the new term: committing it commits everything before it (§5.4.2)
     // and unlocks ReadIndex and membership changes for this leader.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);

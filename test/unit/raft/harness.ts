@@ -1,7 +1,26 @@
 import { MemoryStorage } from '../../../agent/raft/memory_storage';
 import { RaftConfig, RawNode, bootstrapLog } from '../../../agent/raft/rawnode';
 import { SeededRng } from '../../../agent/raft/rng';
-import { Entry, EntryType, Message, MessageType, NodeId, ReadState } from '../../../agent/raft/types';
+import { applyConfChange, decodeConfChange } from '../../../agent/raft/confchange';
+import { ConfState, Entry, EntryType, Message, MessageType, NodeId, ReadState } from '../../../agent/raft/types';
+
+const enc = new TextEncoder();
+
+/** A storage holding the bootstrap entries for `voters` followed by entries of the given terms. */
+export function storageWithLog(voters: NodeId[], terms: number[], hard?: { term?: number; vote?: NodeId; commit?: number }): MemoryStorage {
+  const boot = bootstrapLog(voters);
+  const storage = new MemoryStorage();
+  const ents: Entry[] = [...boot.entries];
+  for (const t of terms) ents.push({ term: t, index: ents.length + 1, type: EntryType.Normal, data: enc.encode(`e${ents.length + 1}`) });
+  storage.append(ents);
+  const lastTerm = ents[ents.length - 1].term;
+  storage.setHardState({
+    term: hard?.term ?? lastTerm,
+    vote: hard?.vote ?? 0,
+    commit: hard?.commit ?? boot.hardState.commit,
+  });
+  return storage;
+}
 
 /**
  * A scripted cluster for rule-by-rule tests: every node follows the Ready contract over
@@ -14,6 +33,8 @@ export interface TestNode {
   storage: MemoryStorage;
   applied: Entry[];
   readStates: ReadState[];
+  /** Membership as of the applied index (what a snapshot taken now must record). */
+  conf: ConfState;
 }
 
 export class Cluster {
@@ -30,14 +51,26 @@ export class Cluster {
     ids: NodeId[],
     readonly opts: Partial<RaftConfig> = {},
     seed = 1,
+    storages?: Map<NodeId, MemoryStorage>,
   ) {
     const boot = bootstrapLog(ids);
     for (const id of ids) {
-      const storage = new MemoryStorage();
-      storage.append(boot.entries);
-      storage.setHardState(boot.hardState);
+      let storage = storages?.get(id);
+      if (!storage) {
+        storage = new MemoryStorage();
+        storage.append(boot.entries);
+        storage.setHardState(boot.hardState);
+      }
       this.add(id, storage, seed + id);
     }
+  }
+
+  /** A cluster whose members start with the given logs (terms of the entries after bootstrap). */
+  static withLogs(logs: Record<number, number[]>, opts: Partial<RaftConfig> = {}): Cluster {
+    const ids = Object.keys(logs).map(Number);
+    const storages = new Map<NodeId, MemoryStorage>();
+    for (const id of ids) storages.set(id, storageWithLog(ids, logs[id]));
+    return new Cluster(ids, opts, 1, storages);
   }
 
   /** Adds a node over the given storage (a fresh one for a joiner). */
@@ -51,7 +84,7 @@ export class Cluster {
       applied,
       ...this.opts,
     });
-    const tn: TestNode = { id, node, storage, applied: [], readStates: [] };
+    const tn: TestNode = { id, node, storage, applied: [], readStates: [], conf: storage.snapshot().metadata.confState };
     this.nodes.set(id, tn);
     return tn;
   }
@@ -91,13 +124,19 @@ export class Cluster {
   }
 
   /** Processes one node's Ready per the contract; returns the messages it sends. */
-  private processReady(tn: TestNode): Message[] {
+  processReady(tn: TestNode): Message[] {
     if (!tn.node.hasReady()) return [];
     const rd = tn.node.ready();
-    if (rd.snapshot) tn.storage.applySnapshot(rd.snapshot);
+    if (rd.snapshot) {
+      tn.storage.applySnapshot(rd.snapshot);
+      tn.conf = rd.snapshot.metadata.confState;
+    }
     tn.storage.append(rd.entries);
     if (rd.hardState) tn.storage.setHardState(rd.hardState);
-    for (const e of rd.committedEntries) tn.applied.push(e);
+    for (const e of rd.committedEntries) {
+      tn.applied.push(e);
+      if (e.type === EntryType.ConfChange) tn.conf = applyConfChange(tn.conf, decodeConfChange(e.data));
+    }
     for (const rs of rd.readStates) tn.readStates.push(rs);
     tn.node.advance(rd);
     return rd.messages;
@@ -130,8 +169,10 @@ export class Cluster {
   }
 
   tick(id: NodeId, n = 1): void {
-    for (let i = 0; i < n; i++) this.get(id).node.tick();
-    this.settle();
+    for (let i = 0; i < n; i++) {
+      this.get(id).node.tick();
+      this.settle();
+    }
   }
 
   tickAll(n = 1): void {
@@ -152,9 +193,28 @@ export class Cluster {
   }
 
   propose(id: NodeId, text: string): { index: number; term: number } | null {
-    const r = this.get(id).node.propose(new TextEncoder().encode(text));
+    const r = this.get(id).node.propose(enc.encode(text));
     this.settle();
     return r;
+  }
+
+  /** Takes a snapshot at the node's applied index and compacts its log up to it. */
+  snapshotAndCompact(id: NodeId): number {
+    const tn = this.get(id);
+    const idx = tn.node.status().applied;
+    tn.storage.createSnapshot(idx, tn.conf, enc.encode(JSON.stringify(this.appliedData(id))));
+    tn.storage.compact(idx);
+    return idx;
+  }
+
+  /** Messages a node has queued, taken without delivering them (its Ready is processed). */
+  takeMessages(id: NodeId): Message[] {
+    return this.processReady(this.get(id));
+  }
+
+  /** Delivers one message by hand. */
+  stepInto(m: Message): void {
+    this.get(m.to).node.step(m);
   }
 
   /** Application data applied on a node, in order (empty leader entries and conf changes skipped). */

@@ -1,0 +1,215 @@
+import { MemoryStorage } from '../../../agent/raft/memory_storage';
+import { RawNode } from '../../../agent/raft/rawnode';
+import { SeededRng } from '../../../agent/raft/rng';
+import { Message, MessageType, StateRole, emptyMessage } from '../../../agent/raft/types';
+import { Cluster, storageWithLog } from './harness';
+
+/** A lone follower over the given storage, to step vote requests into by hand. */
+function follower(storage: MemoryStorage, opts: { preVote?: boolean; checkQuorum?: boolean } = {}): RawNode {
+  return new RawNode({ id: 1, storage, rng: new SeededRng(1), electionTick: 10, heartbeatTick: 1, ...opts });
+}
+
+function voteReq(from: number, term: number, lastIndex: number, lastTerm: number, type = MessageType.Vote): Message {
+  const m = emptyMessage(type, 1, from, term);
+  m.index = lastIndex;
+  m.logTerm = lastTerm;
+  return m;
+}
+
+function responses(n: RawNode): Message[] {
+  const rd = n.ready();
+  n.advance(rd);
+  return rd.messages;
+}
+
+describe('leader election (§5.2)', () => {
+  test('a follower grants one vote per term, to the first up-to-date candidate', () => {
+    const n = follower(storageWithLog([1, 2, 3], [1, 1]), { checkQuorum: false });
+    responses(n);
+    n.step(voteReq(2, 2, 5, 1));
+    let out = responses(n);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ type: MessageType.VoteResp, to: 2, term: 2, reject: false });
+    // A second candidate in the same term is refused...
+    n.step(voteReq(3, 2, 5, 1));
+    out = responses(n);
+    expect(out[0]).toMatchObject({ type: MessageType.VoteResp, to: 3, reject: true });
+    // ...but the same candidate asking again (a retransmission) gets the vote again.
+    n.step(voteReq(2, 2, 5, 1));
+    expect(responses(n)[0]).toMatchObject({ to: 2, reject: false });
+  });
+
+  test('the vote is in the same Ready as the response and must be synced before it is sent', () => {
+    const n = follower(storageWithLog([1, 2, 3], [1]), { checkQuorum: false });
+    responses(n);
+    n.step(voteReq(2, 5, 4, 1));
+    const rd = n.ready();
+    expect(rd.hardState).toMatchObject({ term: 5, vote: 2 });
+    expect(rd.mustSync).toBe(true);
+    expect(rd.messages.map((m) => m.type)).toEqual([MessageType.VoteResp]);
+  });
+
+  // §5.4.1: the voter denies its vote if its own log is more up to date than the candidate's.
+  // Voter log: bootstrap (3 entries, term 1) + entries of terms [1, 2, 2] => last (6, 2).
+  test.each([
+    ['higher last term, shorter log', 4, 3, false],
+    ['same last term, longer log', 7, 2, false],
+    ['same last term, same length', 6, 2, false],
+    ['same last term, shorter log', 5, 2, true],
+    ['lower last term, longer log', 9, 1, true],
+  ])('up-to-date check: candidate with %s (last index %i, last term %i) -> rejected=%s', (_name, lastIndex, lastTerm, rejected) => {
+    const n = follower(storageWithLog([1, 2, 3], [1, 2, 2]), { checkQuorum: false });
+    responses(n);
+    n.step(voteReq(2, 3, lastIndex, lastTerm));
+    expect(responses(n)[0]).toMatchObject({ type: MessageType.VoteResp, reject: rejected });
+  });
+
+  test('election timeouts are randomized in [electionTick, 2*electionTick) from the seeded generator', () => {
+    const timeouts = new Set<number>();
+    for (let seed = 1; seed <= 30; seed++) {
+      const storage = storageWithLog([1, 2, 3], []);
+      const n = new RawNode({ id: 1, storage, rng: new SeededRng(seed), electionTick: 10, heartbeatTick: 1 });
+      let ticks = 0;
+      while (n.status().softState.role === StateRole.Follower) {
+        n.tick();
+        ticks++;
+        expect(ticks).toBeLessThan(20);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(10);
+      timeouts.add(ticks);
+    }
+    expect(timeouts.size).toBeGreaterThan(3);
+  });
+
+  test('the same seed gives the same timeout (determinism)', () => {
+    const ticksFor = (seed: number) => {
+      const n = new RawNode({ id: 1, storage: storageWithLog([1, 2, 3], []), rng: new SeededRng(seed), electionTick: 10, heartbeatTick: 1 });
+      let t = 0;
+      while (n.status().softState.role === StateRole.Follower) {
+        n.tick();
+        t++;
+      }
+      return t;
+    };
+    expect(ticksFor(42)).toBe(ticksFor(42));
+  });
+
+  test('a candidate with a stale log cannot win; an up-to-date one can', () => {
+    const c = Cluster.withLogs({ 1: [1], 2: [1, 2], 3: [1, 2] });
+    c.campaign(1);
+    expect(c.leader()).toBe(0);
+    expect(c.get(1).node.status().softState.role).not.toBe(StateRole.Leader);
+    c.campaign(2);
+    expect(c.leader()).toBe(2);
+  });
+
+  test('a leader that sees a higher term steps down', () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false });
+    c.campaign(1);
+    expect(c.leader()).toBe(1);
+    c.isolate(1);
+    c.campaign(2);
+    expect(c.get(2).node.status().softState.role).toBe(StateRole.Leader);
+    c.heal();
+    c.tick(2); // heartbeat from the new leader reaches the old one
+    expect(c.get(1).node.status().softState).toMatchObject({ role: StateRole.Follower, lead: 2 });
+    expect(c.leader()).toBe(2);
+  });
+
+  test('a single-voter cluster elects itself and commits alone', () => {
+    const c = new Cluster([1]);
+    c.campaign(1);
+    expect(c.leader()).toBe(1);
+    c.propose(1, 'solo');
+    expect(c.appliedData(1)).toEqual(['solo']);
+  });
+});
+
+describe('pre-vote (thesis §9.6)', () => {
+  test('an isolated node does not inflate its term, and does not disrupt the leader when it returns', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    const term = c.get(1).node.status().hardState.term;
+    c.isolate(3);
+    c.tick(3, 100); // many election timeouts alone
+    expect(c.get(3).node.status().hardState.term).toBe(term);
+    expect(c.get(3).node.status().softState.role).toBe(StateRole.PreCandidate);
+    c.heal();
+    c.tickAll(3);
+    expect(c.leader()).toBe(1);
+    expect(c.get(1).node.status().hardState.term).toBe(term);
+  });
+
+  test('without pre-vote the same isolated node does inflate its term (the problem pre-vote solves)', () => {
+    const c = new Cluster([1, 2, 3], { preVote: false });
+    c.campaign(1);
+    const term = c.get(1).node.status().hardState.term;
+    c.isolate(3);
+    c.tick(3, 100);
+    expect(c.get(3).node.status().hardState.term).toBeGreaterThan(term + 3);
+  });
+
+  test('a pre-vote is granted without changing the voter\'s term or vote', () => {
+    const n = follower(storageWithLog([1, 2, 3], [1]), { checkQuorum: false });
+    responses(n);
+    n.step(voteReq(2, 5, 4, 1, MessageType.PreVote));
+    const rd = n.ready();
+    expect(rd.messages[0]).toMatchObject({ type: MessageType.PreVoteResp, term: 5, reject: false });
+    expect(rd.hardState).toBeNull();
+    n.advance(rd);
+    expect(n.status().hardState).toMatchObject({ term: 1, vote: 0 });
+  });
+
+  test('a pre-candidate with a stale log never becomes a candidate, and learns the current term', () => {
+    const c = Cluster.withLogs({ 1: [1], 2: [1, 2], 3: [1, 2] });
+    c.campaign(1);
+    expect(c.get(1).node.status().softState.role).toBe(StateRole.Follower);
+    // It adopts the voters' term (2) from their rejections, but never campaigned in term 3.
+    expect(c.get(1).node.status().hardState.term).toBe(2);
+    expect(c.delivered.filter((m) => m.type === MessageType.Vote)).toHaveLength(0);
+  });
+});
+
+describe('check-quorum (thesis §6.2)', () => {
+  test('a leader that has not heard from a quorum within an election timeout steps down', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.isolate(1);
+    // Checks run once per election timeout; the followers were heard from just before the
+    // partition, so the first check passes and the second one (tick 20) must not.
+    c.tick(1, 19);
+    expect(c.get(1).node.status().softState.role).toBe(StateRole.Leader);
+    c.tick(1, 1);
+    expect(c.get(1).node.status().softState.role).toBe(StateRole.Follower);
+  });
+
+  test('a leader that hears from one follower of two keeps leading', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.isolate(3);
+    c.tick(1, 50);
+    expect(c.get(1).node.status().softState.role).toBe(StateRole.Leader);
+  });
+
+  test.each([
+    [true, 'ignores'],
+    [false, 'accepts'],
+  ])('with checkQuorum=%s a follower that just heard from its leader %s a higher-term vote request', (checkQuorum) => {
+    const c = new Cluster([1, 2, 3], { checkQuorum, preVote: false });
+    c.campaign(1);
+    c.tick(1); // a heartbeat renews node 2's lease
+    const term = c.get(2).node.status().hardState.term;
+    const disruptive = voteReq(3, term + 5, 100, term + 4);
+    disruptive.to = 2;
+    c.stepInto(disruptive);
+    const out = c.takeMessages(2);
+    if (checkQuorum) {
+      expect(out.filter((m) => m.type === MessageType.VoteResp)).toHaveLength(0);
+      expect(c.get(2).node.status().hardState.term).toBe(term);
+      expect(c.get(2).node.status().softState.lead).toBe(1);
+    } else {
+      expect(out.find((m) => m.type === MessageType.VoteResp)).toMatchObject({ reject: false, term: term + 5 });
+      expect(c.get(2).node.status().hardState.term).toBe(term + 5);
+    }
+  });
+});
