@@ -130,6 +130,7 @@ export function normalize(m: Message): unknown {
 }
 
 export interface Node {
+  id: NodeId;
   transport: PeerTransport;
   logger: RecordingLogger;
   received: Message[];
@@ -152,7 +153,7 @@ export class Harness {
     clusterId = 'test-cluster',
   ): Promise<Node> {
     const logger = new RecordingLogger();
-    const n: Node = { transport: undefined as unknown as PeerTransport, logger, received: [], unreachable: [], snapshotStatus: [] };
+    const n: Node = { id: nodeId, transport: undefined as unknown as PeerTransport, logger, received: [], unreachable: [], snapshotStatus: [] };
     n.transport = new PeerTransport({
       nodeId,
       clusterId,
