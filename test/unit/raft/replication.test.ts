@@ -1,0 +1,118 @@
+import { ProposalDroppedError } from '../../../agent/raft/rawnode';
+import { MessageType, StateRole } from '../../../agent/raft/types';
+import { Cluster } from './harness';
+
+const BOOT = 3; // bootstrap entries of a 3-voter cluster
+
+describe('log replication (§5.3)', () => {
+  // Figure 7: followers with missing, extra and conflicting entries all converge on the leader's log.
+  test('divergent followers converge on the leader\'s log (Figure 7)', () => {
+    const leaderLog = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+    const c = Cluster.withLogs({
+      1: leaderLog,
+      2: [1, 1, 1, 4, 4, 5, 5, 6, 6], // (a) missing one
+      3: [1, 1, 1, 4], // (b) missing many
+      4: [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6], // (c) one extra uncommitted entry
+      5: [1, 1, 1, 4, 4, 4, 4], // (e) conflicting tail of term 4
+      6: [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3], // (f) long conflicting tail of terms 2-3
+    });
+    c.campaign(1);
+    expect(c.leader()).toBe(1);
+    c.propose(1, 'after');
+    const want = c.get(1).storage.entries(1, c.get(1).storage.lastIndex() + 1).map((e) => `${e.index}:${e.term}`);
+    for (const id of [2, 3, 4, 5, 6]) {
+      const st = c.get(id).storage;
+      expect(st.entries(1, st.lastIndex() + 1).map((e) => `${e.index}:${e.term}`)).toEqual(want);
+      expect(c.appliedData(id).at(-1)).toBe('after');
+    }
+  });
+
+  test('fast back-off: a long conflicting log is repaired in one rejection per term, not per entry', () => {
+    const conflicting = [1, ...Array(40).fill(2), ...Array(40).fill(3)];
+    const c = Cluster.withLogs({ 1: [1, 4, 4], 2: [1, 4, 4], 3: conflicting });
+    c.campaign(1);
+    const rejections = c.delivered.filter((m) => m.type === MessageType.AppResp && m.from === 3 && m.reject);
+    expect(rejections.length).toBeGreaterThan(0);
+    expect(rejections.length).toBeLessThanOrEqual(3);
+    expect(c.get(3).storage.lastIndex()).toBe(c.get(1).storage.lastIndex());
+    expect(c.get(3).storage.term(BOOT + 2)).toBe(4);
+  });
+
+  // Figure 8: an entry from an earlier term is never committed by counting replicas.
+  test('a leader does not commit an earlier term\'s entry by counting replicas (§5.4.2, Figure 8)', () => {
+    // Node 1 has an entry of term 2 at index 5 that node 2 also holds; node 1 is elected in term 3.
+    const c = Cluster.withLogs({ 1: [1, 2], 2: [1, 2], 3: [1] });
+    // Appends carrying the new leader's own (term 3) entry are lost.
+    c.filter = (m) => m.type !== MessageType.App || m.entries.every((e) => e.term !== 3);
+    c.campaign(1);
+    expect(c.get(1).node.status().hardState.term).toBe(3);
+    expect(c.leader()).toBe(1);
+    // The term-2 entry is on a majority (1 and 2) but the term-4 entry is not replicated: not committed.
+    expect(c.get(1).node.status().hardState.commit).toBeLessThan(BOOT + 2);
+    c.heal();
+    c.tick(1);
+    // Once the current term's entry is on a majority, both commit together.
+    expect(c.get(1).node.status().hardState.commit).toBe(BOOT + 3);
+  });
+
+  test('proposals made between two ready() calls go out as one append per follower (batching)', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    const n = c.get(1).node;
+    for (let i = 0; i < 50; i++) n.propose(new TextEncoder().encode(`k${i}`));
+    const apps = c.takeMessages(1).filter((m) => m.type === MessageType.App);
+    expect(apps.map((m) => m.to).sort()).toEqual([2, 3]);
+    for (const m of apps) expect(m.entries).toHaveLength(50);
+  });
+
+  test('appends are pipelined up to the inflight window without waiting for replies', () => {
+    const c = new Cluster([1, 2, 3], { maxInflightMsgs: 4, maxSizePerMsg: 1 });
+    c.campaign(1);
+    c.drop(MessageType.AppResp); // followers' replies never arrive
+    for (let i = 0; i < 20; i++) c.propose(1, `v${i}`);
+    const toFollower2 = c.delivered.filter((m) => m.type === MessageType.App && m.to === 2 && m.entries.length > 0);
+    const sentAfterElection = toFollower2.filter((m) => m.entries[0].data.length > 0);
+    // Exactly the window: 4 appends in flight, the rest held back.
+    expect(sentAfterElection).toHaveLength(4);
+    expect(c.get(1).node.status().progress!.get(2)!.inflight).toBe(4);
+    c.heal();
+    c.tickAll(2);
+    expect(c.appliedData(2)).toHaveLength(20);
+  });
+
+  test('a follower forwards proposals to the leader; with no leader a proposal is refused', () => {
+    const c = new Cluster([1, 2, 3]);
+    expect(() => c.get(2).node.propose(new Uint8Array([1]))).toThrow(ProposalDroppedError);
+    c.campaign(1);
+    expect(c.propose(2, 'via-follower')).toBeNull();
+    expect(c.appliedData(3)).toEqual(['via-follower']);
+  });
+
+  test('the leader counts itself only once its entries are durable (advance)', () => {
+    const c = new Cluster([1]);
+    c.campaign(1);
+    const n = c.get(1).node;
+    const r = n.propose(new TextEncoder().encode('x'))!;
+    const rd = n.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([r.index]);
+    // Not committed in the same Ready that carries it to disk.
+    expect(rd.committedEntries.map((e) => e.index)).not.toContain(r.index);
+    c.get(1).storage.append(rd.entries);
+    n.advance(rd);
+    const rd2 = n.ready();
+    expect(rd2.committedEntries.map((e) => e.index)).toContain(r.index);
+    n.advance(rd2);
+  });
+
+  test('a crashed follower that lost nothing durable catches up after restart', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.isolate(3);
+    for (let i = 0; i < 5; i++) c.propose(1, `w${i}`);
+    c.restart(3);
+    c.heal();
+    c.tickAll(3);
+    expect(c.get(3).storage.lastIndex()).toBe(c.get(1).storage.lastIndex());
+    expect(c.get(3).node.status().softState.role).toBe(StateRole.Follower);
+  });
+});
