@@ -1,0 +1,426 @@
+import { cloneConfState } from '../raft/confchange';
+import { MemoryStorage } from '../raft/memory_storage';
+import { ConfState, Entry, HardState, Snapshot, Storage, UnavailableError } from '../raft/types';
+import { StorageClosedError, StorageFailedError } from './errors';
+import {
+  encodeHardState,
+  encodeRecord,
+  encodeSegmentHeader,
+  encodeSnapshot,
+  LogPosition,
+  recordCommit,
+  SEGMENT_HEADER_BYTES,
+} from './format';
+import { FsFile, FsOps, nodeFsOps } from './fs_ops';
+import { HARD_STATE_NAME, Layout, listSnapshots, snapshotName, writeFileAtomic } from './layout';
+import { silentLogger, StorageLogger } from './logger';
+import { RecordIndex } from './record_index';
+import { recover, RecoveredState } from './recovery';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Snapshot files kept on disk: the one restart uses and the one before it, for operators. */
+const SNAPSHOTS_KEPT = 2;
+
+export interface DiskStorageOptions {
+  /** pgraft.data_dir */
+  dataDir: string;
+  /** A segment is closed and the next one started when a save would grow it beyond this. */
+  segmentBytes?: number;
+  fs?: FsOps;
+  logger?: StorageLogger;
+}
+
+/** One Ready batch to persist; a Ready itself has exactly these fields. */
+export interface SaveRequest {
+  hardState?: HardState | null;
+  entries?: Entry[];
+  /** A snapshot from the leader: it replaces the whole log, as MemoryStorage.applySnapshot does. */
+  snapshot?: Snapshot | null;
+  /** false: write without fsync; the next synced save, flush() or close() makes it durable. Default true. */
+  mustSync?: boolean;
+}
+
+interface SavePlan {
+  hardState: HardState | null;
+  snapshot: Snapshot | null;
+  /** The entries left once those inside the snapshot are dropped, as MemoryStorage.append does. */
+  entries: Entry[];
+  /** The encoded record for `entries`, built before any I/O so that bad input fails nothing. */
+  record: Buffer | null;
+  mustSync: boolean;
+}
+
+/**
+ * The durable Raft log: segments of checksummed records, an atomically replaced hard-state
+ * file and snapshot files (see format.ts and layout.ts). Reads are served synchronously from
+ * an in-memory copy of the log since the last snapshot, which behaves exactly like
+ * MemoryStorage; writes go to disk first and reach the copy only once durable.
+ *
+ * Group commit: each save() builds one buffer, writes it once and fsyncs the log once, however
+ * many entries it holds. Saves, snapshots and compactions run one at a time in call order.
+ *
+ * A failed write or fsync fails the storage for good (StorageFailedError): every later write
+ * is refused, so the node stops acknowledging instead of acknowledging what is not on disk.
+ */
+export class DiskStorage implements Storage {
+  private readonly mem = new MemoryStorage();
+  private readonly fs: FsOps;
+  private readonly logger: StorageLogger;
+  private readonly layout: Layout;
+  private readonly segmentBytes: number;
+
+  private hardState: HardState;
+  /** Term and vote in the hard-state file. */
+  private stored: { term: number; vote: number };
+  /** The highest commit index a crash cannot take away. */
+  private durableCommit: number;
+  /** Commit index carried by the last record written, durable once the log is synced. */
+  private writtenCommit: number;
+  private snapshotStart: LogPosition;
+  private readonly index: RecordIndex;
+  private segments: number[];
+  private active: FsFile;
+  private activeSize: number;
+  private nextRecord: number;
+  /** Records were written since the last fsync of the log. */
+  private unsynced = false;
+
+  private failure: StorageFailedError | null = null;
+  private closed = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Opens (creating if needed) the data directory and recovers the log; see recovery.ts. */
+  static async open(opts: DiskStorageOptions): Promise<DiskStorage> {
+    const fs = opts.fs ?? nodeFsOps;
+    const logger = opts.logger ?? silentLogger;
+    const layout = new Layout(opts.dataDir);
+    return new DiskStorage(opts, fs, logger, layout, await recover(fs, layout, logger));
+  }
+
+  private constructor(
+    opts: DiskStorageOptions,
+    fs: FsOps,
+    logger: StorageLogger,
+    layout: Layout,
+    rec: RecoveredState,
+  ) {
+    this.fs = fs;
+    this.logger = logger;
+    this.layout = layout;
+    this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (rec.snapshot) this.mem.applySnapshot(rec.snapshot);
+    this.mem.append(rec.entries);
+    this.hardState = rec.hardState;
+    this.mem.setHardState(rec.hardState);
+    this.stored = rec.storedTermVote;
+    this.durableCommit = rec.durableCommit;
+    this.writtenCommit = rec.durableCommit;
+    this.snapshotStart = rec.snapshotStart;
+    this.index = rec.index;
+    this.segments = rec.segments;
+    this.active = rec.active;
+    this.activeSize = rec.activeSize;
+    this.nextRecord = rec.nextRecord;
+  }
+
+  // ---- Storage: answered from memory ----
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return this.mem.initialState();
+  }
+
+  entries(lo: number, hi: number, maxBytes?: number): Entry[] {
+    return this.mem.entries(lo, hi, maxBytes);
+  }
+
+  term(i: number): number {
+    return this.mem.term(i);
+  }
+
+  firstIndex(): number {
+    return this.mem.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.mem.lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.mem.snapshot();
+  }
+
+  /** Why the storage refuses writes, or null while it is healthy. */
+  get failed(): StorageFailedError | null {
+    return this.failure;
+  }
+
+  // ---- writes ----
+
+  /**
+   * Persists one Ready batch: snapshot (if newer than ours), entries (replacing any
+   * conflicting suffix) and hard state, with one fsync of the log. Resolves once all of it is
+   * durable (unless mustSync is false); only then may messages that depend on it be sent.
+   *
+   * Term and vote are written first, to their own file: entries of a new term must never be
+   * durable while the term they belong to is not. The commit index is persisted lazily inside
+   * the log records (and by flush/close); after a crash it comes back no lower than any value
+   * that was durable, and Raft relearns the rest from the leader.
+   */
+  save(req: SaveRequest): Promise<void> {
+    return this.mutation(async () => {
+      const plan = this.plan(req);
+      await this.io(() => this.persist(plan));
+    });
+  }
+
+  /**
+   * Records the state machine's image at `index` (applied, hence in the log) in a snapshot
+   * file. Restart then begins from it; the log before it can be compacted away.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    return this.mutation(async () => {
+      const current = this.mem.snapshot();
+      if (index <= current.metadata.index) return current;
+      const last = this.mem.lastIndex();
+      if (index > last) throw new UnavailableError(index, last);
+      const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState: cloneConfState(confState) }, data };
+      const start = index < last ? this.index.find(index + 1) : this.endOfLog();
+      await this.io(async () => {
+        // The snapshot points into the log; what it points at must be durable before it is.
+        if (this.unsynced) await this.syncLog();
+        await this.writeSnapshotFile(snap, start);
+      });
+      const made = this.mem.createSnapshot(index, confState, data);
+      this.snapshotStart = start;
+      this.durableCommit = Math.max(this.durableCommit, index);
+      await this.pruneSnapshots();
+      return made;
+    });
+  }
+
+  /**
+   * Drops entries before `index` from memory, and the segment files that only hold records
+   * before both `index` and the snapshot's log start. Segment files are removed only once a
+   * snapshot covers them: restart always replays from the snapshot.
+   */
+  compact(index: number): Promise<void> {
+    return this.mutation(async () => {
+      this.mem.compact(index);
+      const first = this.mem.firstIndex();
+      this.index.dropBefore(first);
+      const probe = Math.max(index + 1, first);
+      const holding = probe <= this.mem.lastIndex() ? this.index.find(probe).segment : this.activeSegment();
+      await this.removeSegmentsBefore(Math.min(this.snapshotStart.segment, holding));
+    });
+  }
+
+  /**
+   * Makes everything saved so far durable, including a commit index that saves persist
+   * lazily. Call it before persisting, elsewhere, an applied index above the last synced commit.
+   */
+  flush(): Promise<void> {
+    return this.mutation(() => this.io(() => this.flushPending()));
+  }
+
+  /** Flushes and closes the files. Later writes are refused with StorageClosedError. */
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed) return;
+      this.closed = true;
+      try {
+        if (!this.failure) await this.io(() => this.flushPending());
+      } finally {
+        await this.active.close().catch((e: unknown) => {
+          this.logger.warn('closing the active log segment failed', { error: String(e) });
+        });
+      }
+    });
+  }
+
+  // ---- internals ----
+
+  /** Checks a save against the log as MemoryStorage.append would, before anything is written. */
+  private plan(req: SaveRequest): SavePlan {
+    let snapshot = req.snapshot ?? null;
+    if (snapshot && snapshot.metadata.index <= this.mem.snapshot().metadata.index) snapshot = null;
+    const first = snapshot ? snapshot.metadata.index + 1 : this.mem.firstIndex();
+    const last = snapshot ? snapshot.metadata.index : this.mem.lastIndex();
+    let entries = req.entries ?? [];
+    for (let k = 1; k < entries.length; k++) {
+      if (entries[k].index !== entries[0].index + k) {
+        throw new Error(`entries to save are not consecutive: index ${entries[k].index} follows ${entries[k - 1].index}`);
+      }
+    }
+    if (entries.length > 0) {
+      if (entries[entries.length - 1].index < first) {
+        entries = []; // all already compacted
+      } else {
+        if (entries[0].index < first) entries = entries.slice(first - entries[0].index);
+        if (entries[0].index > last + 1) {
+          throw new Error(`missing log entry: last index is ${last}, appending at ${entries[0].index}`);
+        }
+      }
+    }
+    const hardState = req.hardState ?? null;
+    const commit = hardState ? hardState.commit : this.hardState.commit;
+    const record = entries.length > 0 ? encodeRecord(this.nextRecord, commit, entries) : null;
+    return { hardState, snapshot, entries, record, mustSync: req.mustSync ?? true };
+  }
+
+  private async persist(plan: SavePlan): Promise<void> {
+    const hs = plan.hardState;
+    if (hs && (hs.term !== this.stored.term || hs.vote !== this.stored.vote)) {
+      // Only the commit index already durable goes in: the file must not claim entries that
+      // this save has not yet made durable.
+      await writeFileAtomic(
+        this.fs,
+        this.layout.stateDir,
+        HARD_STATE_NAME,
+        encodeHardState({ term: hs.term, vote: hs.vote, commit: this.durableCommit }),
+      );
+      this.stored = { term: hs.term, vote: hs.vote };
+    }
+    if (plan.snapshot) await this.installSnapshot(plan.snapshot);
+    if (plan.record) {
+      await this.appendRecord(plan.record, plan.entries[0].index);
+      if (plan.mustSync) await this.syncLog();
+      this.mem.append(plan.entries);
+    }
+    if (hs) {
+      this.hardState = { ...hs };
+      this.mem.setHardState(hs);
+    }
+  }
+
+  /** A snapshot from the leader: everything in the log before it is superseded. */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    // Replay after this snapshot starts in a segment of its own, so every older segment can go.
+    if (this.activeSize > SEGMENT_HEADER_BYTES) await this.roll();
+    const start = this.endOfLog();
+    await this.writeSnapshotFile(snap, start);
+    this.mem.applySnapshot(snap);
+    this.index.clear();
+    this.snapshotStart = start;
+    this.durableCommit = Math.max(this.durableCommit, snap.metadata.index);
+    await this.removeSegmentsBefore(start.segment);
+    await this.pruneSnapshots();
+  }
+
+  /** Writes one encoded record (numbered this.nextRecord) whose entries begin at `firstIndex`. */
+  private async appendRecord(buf: Buffer, firstIndex: number | null): Promise<void> {
+    if (this.activeSize > SEGMENT_HEADER_BYTES && this.activeSize + buf.length > this.segmentBytes) await this.roll();
+    await this.active.write(buf, this.activeSize);
+    this.activeSize += buf.length;
+    this.unsynced = true;
+    this.writtenCommit = Math.max(this.writtenCommit, recordCommit(buf));
+    if (firstIndex !== null) this.index.add(firstIndex, { segment: this.activeSegment(), record: this.nextRecord });
+    this.nextRecord++;
+  }
+
+  private async syncLog(): Promise<void> {
+    await this.active.sync();
+    this.unsynced = false;
+    this.durableCommit = Math.max(this.durableCommit, this.writtenCommit);
+  }
+
+  private async flushPending(): Promise<void> {
+    if (this.hardState.commit > this.durableCommit) {
+      await this.appendRecord(encodeRecord(this.nextRecord, this.hardState.commit, []), null);
+    }
+    if (this.unsynced) await this.syncLog();
+  }
+
+  /** Closes the active segment and starts the next one. */
+  private async roll(): Promise<void> {
+    // Only the last segment may end in a torn write; anything before it must be durable.
+    if (this.unsynced) await this.syncLog();
+    const segment = this.activeSegment() + 1;
+    const file = await this.fs.open(this.layout.segmentPath(segment), 'create');
+    try {
+      await file.write(encodeSegmentHeader(segment, this.nextRecord), 0);
+      await file.sync();
+      await this.fs.syncDir(this.layout.logDir);
+    } catch (e) {
+      await file.close().catch(() => undefined);
+      throw e;
+    }
+    const previous = this.active;
+    this.active = file;
+    this.activeSize = SEGMENT_HEADER_BYTES;
+    this.segments.push(segment);
+    await previous.close();
+  }
+
+  private async writeSnapshotFile(snap: Snapshot, start: LogPosition): Promise<void> {
+    const { index, term } = snap.metadata;
+    await writeFileAtomic(this.fs, this.layout.snapshotDir, snapshotName(index, term), encodeSnapshot(snap, start));
+  }
+
+  /**
+   * Removal is housekeeping, not durability: a file that survives (or reappears after a crash)
+   * lies before the snapshot's log start and is removed, unread, at the next open.
+   */
+  private async removeSegmentsBefore(limit: number): Promise<void> {
+    const active = this.activeSegment();
+    while (this.segments.length > 1 && this.segments[0] < limit && this.segments[0] !== active) {
+      const file = this.layout.segmentPath(this.segments[0]);
+      try {
+        await this.fs.remove(file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.logger.warn('could not remove an obsolete log segment; the next compaction or restart retries', {
+            file,
+            error: String(e),
+          });
+          return;
+        }
+      }
+      this.segments.shift();
+    }
+  }
+
+  private async pruneSnapshots(): Promise<void> {
+    try {
+      const found = await listSnapshots(this.fs, this.layout.snapshotDir);
+      for (const old of found.slice(SNAPSHOTS_KEPT)) await this.fs.remove(this.layout.snapshotPath(old.index, old.term));
+    } catch (e) {
+      this.logger.warn('could not remove old snapshot files; the next snapshot retries', { error: String(e) });
+    }
+  }
+
+  private activeSegment(): number {
+    return this.segments[this.segments.length - 1];
+  }
+
+  private endOfLog(): LogPosition {
+    return { segment: this.activeSegment(), record: this.nextRecord };
+  }
+
+  /** Runs `op` after every earlier write has finished, in call order. */
+  private exclusive<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private mutation<T>(op: () => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      if (this.closed) throw new StorageClosedError(this.layout.dataDir);
+      if (this.failure) throw this.failure;
+      return op();
+    });
+  }
+
+  /** Disk I/O whose failure fails the storage for good (see StorageFailedError). */
+  private async io<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (!this.failure) {
+        this.failure = new StorageFailedError(this.layout.dataDir, e);
+        this.logger.error(this.failure.message, { code: this.failure.code });
+      }
+      throw this.failure;
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import * as path from 'path';
+import { FsOps } from './fs_ops';
+
+/**
+ * The data directory (pgraft.data_dir):
+ *   log/segment-0001, segment-0002, ...    the write-ahead log (format.ts)
+ *   state/hardstate                        term, vote, commit
+ *   snapshots/snapshot-<index>-<term>.dat  the newest two snapshots
+ * Files are replaced by writing `<name>.tmp`, fsyncing it, renaming it over the old one and
+ * fsyncing the directory; a leftover `.tmp` is an interrupted replacement and is removed.
+ */
+export class Layout {
+  readonly logDir: string;
+  readonly stateDir: string;
+  readonly snapshotDir: string;
+  readonly hardStateFile: string;
+
+  constructor(readonly dataDir: string) {
+    this.logDir = path.join(dataDir, 'log');
+    this.stateDir = path.join(dataDir, 'state');
+    this.snapshotDir = path.join(dataDir, 'snapshots');
+    this.hardStateFile = path.join(this.stateDir, HARD_STATE_NAME);
+  }
+
+  segmentPath(segment: number): string {
+    return path.join(this.logDir, segmentName(segment));
+  }
+
+  snapshotPath(index: number, term: number): string {
+    return path.join(this.snapshotDir, snapshotName(index, term));
+  }
+}
+
+export const HARD_STATE_NAME = 'hardstate';
+export const TEMP_SUFFIX = '.tmp';
+
+export function segmentName(segment: number): string {
+  return `segment-${String(segment).padStart(4, '0')}`;
+}
+
+export function parseSegmentName(name: string): number | null {
+  const m = /^segment-(\d{4,})$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+export function snapshotName(index: number, term: number): string {
+  return `snapshot-${index}-${term}.dat`;
+}
+
+export function parseSnapshotName(name: string): { index: number; term: number } | null {
+  const m = /^snapshot-(\d+)-(\d+)\.dat$/.exec(name);
+  return m ? { index: Number(m[1]), term: Number(m[2]) } : null;
+}
+
+/** Snapshot files in `dir`, newest (highest index, then term) first. */
+export async function listSnapshots(fs: FsOps, dir: string): Promise<{ name: string; index: number; term: number }[]> {
+  const found: { name: string; index: number; term: number }[] = [];
+  for (const name of await fs.list(dir)) {
+    const parsed = parseSnapshotName(name);
+    if (parsed) found.push({ name, ...parsed });
+  }
+  return found.sort((a, b) => b.index - a.index || b.term - a.term);
+}
+
+/** Replaces `dir/name` so that a crash leaves either the old or the new content, never a mix. */
+export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array): Promise<void> {
+  const tmp = path.join(dir, name + TEMP_SUFFIX);
+  const file = await fs.open(tmp, 'replace');
+  try {
+    await file.write(data, 0);
+    await file.sync();
+  } catch (e) {
+    await file.close().catch(() => undefined);
+    throw e;
+  }
+  await file.close();
+  await fs.rename(tmp, path.join(dir, name));
+  await fs.syncDir(dir);
+}
+
+/** Removes leftovers of interrupted atomic replacements. */
+export async function removeTempFiles(fs: FsOps, dir: string): Promise<void> {
+  for (const name of await fs.list(dir)) {
+    if (name.endsWith(TEMP_SUFFIX)) await fs.remove(path.join(dir, name));
+  }
+}
