@@ -1,0 +1,254 @@
+import { applyConfChange, cloneConfState, decodeConfChange } from '../../agent/raft/confchange';
+import { MemoryStorage } from '../../agent/raft/memory_storage';
+import { bootstrapLog, RaftLogger, RawNode } from '../../agent/raft/rawnode';
+import {
+  ConfChange,
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  Message,
+  NodeId,
+  Ready,
+  ReadState,
+  Rng,
+  Snapshot,
+  StateRole,
+} from '../../agent/raft/types';
+import { InvariantViolation, SafetyChecker } from './invariants';
+import { chainNext, decodeReadContext, encodeReadContext, entryHash, KvStateMachine } from './kv';
+
+/** What a node driver needs from the simulated world around it. */
+export interface DriverEnv {
+  readonly checker: SafetyChecker;
+  readonly rng: Rng;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  /** Hands a message from node `src` to the network; `incarnation` identifies the sending process. */
+  send(m: Message, src: NodeId, incarnation: number): void;
+  /** Some node applied the membership change at `index`. */
+  confChangeApplied(index: number, cc: ConfChange): void;
+  /** Node `id` applied the write with this id. */
+  writeApplied(id: NodeId, writeId: number): void;
+  /** Debug output, or null when tracing is off (the hot path checks for null first). */
+  readonly trace: ((line: string) => void) | null;
+}
+
+/**
+ * One simulated pgraft node: a RawNode over a MemoryStorage "disk" and a key-value state
+ * machine, driven exactly as the Ready contract in types.ts prescribes. A crash drops the
+ * RawNode and the state machine; a restart rebuilds both from the storage alone.
+ */
+export class NodeDriver {
+  readonly storage = new MemoryStorage();
+  raw: RawNode | null = null;
+  /** Bumped on every crash so that late transport feedback reaches only the process it concerns. */
+  incarnation = 0;
+  /** Permanently shut down (removed from the cluster); never restarts. */
+  decommissioned = false;
+
+  role: StateRole = StateRole.Follower;
+  lead: NodeId = 0;
+  /** Hard state as last persisted. */
+  hard: HardState = { term: 0, vote: 0, commit: 0 };
+
+  readonly sm = new KvStateMachine();
+  /** Membership at sm.applied, maintained from applied ConfChange entries and snapshots. */
+  confState: ConfState = { voters: [], learners: [] };
+  /** Read states waiting for the state machine to reach their index. */
+  private pendingReads: ReadState[] = [];
+  /** Lets the checker read the state machine without allocating per read. */
+  private readonly readable = { applied: 0, get: (key: number) => this.sm.values[key] };
+
+  constructor(
+    readonly id: NodeId,
+    private readonly env: DriverEnv,
+  ) {
+    env.checker.nodeCreated(id, this.storage);
+  }
+
+  get up(): boolean {
+    return this.raw !== null;
+  }
+
+  /** Writes the initial log of a brand-new cluster, as every founding member does. */
+  bootstrap(voters: NodeId[]): void {
+    const { entries, hardState } = bootstrapLog(voters);
+    this.persistEntries(entries);
+    this.persistHardState(hardState);
+  }
+
+  /** Starts (or restarts) the node from what its storage holds. */
+  start(): void {
+    const snap = this.storage.snapshot();
+    this.sm.restore(snap.data);
+    if (this.sm.applied !== snap.metadata.index) {
+      throw new Error(`n${this.id}: snapshot image is at ${this.sm.applied} but its metadata says ${snap.metadata.index}`);
+    }
+    this.env.checker.snapshotRestored(this.id, snap.metadata.index, this.sm.chain);
+    this.confState = cloneConfState(snap.metadata.confState);
+    this.role = StateRole.Follower;
+    this.lead = 0;
+    this.pendingReads = [];
+    this.env.checker.nodeStarted(this.id);
+    this.raw = new RawNode({
+      id: this.id,
+      storage: this.storage,
+      rng: this.env.rng,
+      electionTick: this.env.electionTick,
+      heartbeatTick: this.env.heartbeatTick,
+      applied: snap.metadata.index,
+      logger: this.env.trace === null ? undefined : traceLogger(this.id, this.env.trace),
+    });
+    this.handleReadies();
+  }
+
+  /** Loses everything volatile: the RawNode, the state machine, pending reads. */
+  crash(): void {
+    this.raw = null;
+    this.incarnation++;
+    this.role = StateRole.Follower;
+    this.lead = 0;
+    this.pendingReads = [];
+    this.env.checker.nodeStopped(this.id);
+  }
+
+  /** Processes Ready batches until the node has nothing more to do. */
+  handleReadies(): void {
+    const raw = this.raw;
+    if (raw === null) return;
+    // A correct core settles after a few rounds; a loop that never ends is a bug worth naming.
+    for (let rounds = 0; raw.hasReady(); rounds++) {
+      if (rounds === 1000) throw new InvariantViolation('ready-contract', `n${this.id} still has a Ready after 1000 rounds`);
+      this.handleReady(raw, raw.ready());
+    }
+  }
+
+  /** The Ready contract, steps 1 to 5 (see Ready in types.ts). */
+  private handleReady(raw: RawNode, rd: Ready): void {
+    const trace = this.env.trace;
+    if (trace !== null) trace(describeReady(this.id, rd));
+    // 1. Persist: snapshot, then entries, then hard state.
+    if (rd.snapshot !== null) {
+      this.env.checker.snapshotPersisted(this.id, rd.snapshot.metadata);
+      this.storage.applySnapshot(rd.snapshot);
+    }
+    if (rd.entries.length > 0) this.persistEntries(rd.entries);
+    if (rd.hardState !== null) this.persistHardState(rd.hardState);
+    if (rd.softState !== null || rd.hardState !== null) {
+      if (rd.softState !== null) {
+        this.role = rd.softState.role;
+        this.lead = rd.softState.lead;
+      }
+      this.env.checker.roleObserved(this.id, this.role, this.lead, this.hard.term);
+    }
+    // 2. Only now may messages leave.
+    for (const m of rd.messages) {
+      this.env.checker.messageSent(this.id, m);
+      this.env.send(m, this.id, this.incarnation);
+    }
+    // 3. Apply the snapshot, then the committed entries.
+    if (rd.snapshot !== null) this.restoreSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.apply(e);
+    // 4. Serve reads whose index the state machine has reached.
+    for (const rs of rd.readStates) this.pendingReads.push(rs);
+    if (this.pendingReads.length > 0) this.serveReads();
+    // 5.
+    raw.advance(rd);
+  }
+
+  private persistEntries(entries: Entry[]): void {
+    this.env.checker.entriesPersisting(this.id, entries);
+    this.storage.append(entries);
+    this.env.checker.entriesPersisted(this.id, entries);
+  }
+
+  private persistHardState(hs: HardState): void {
+    this.storage.setHardState(hs);
+    this.env.checker.hardStatePersisted(this.id, hs);
+    this.hard = { term: hs.term, vote: hs.vote, commit: hs.commit };
+  }
+
+  private restoreSnapshot(snap: Snapshot): void {
+    if (snap.metadata.index <= this.sm.applied) {
+      throw new InvariantViolation(
+        'ready-contract',
+        `n${this.id}: Ready carries a snapshot at ${snap.metadata.index}, not beyond applied ${this.sm.applied}`,
+      );
+    }
+    this.sm.restore(snap.data);
+    this.env.checker.snapshotRestored(this.id, snap.metadata.index, this.sm.chain);
+    this.confState = cloneConfState(snap.metadata.confState);
+  }
+
+  private apply(e: Entry): void {
+    if (e.index !== this.sm.applied + 1) {
+      throw new InvariantViolation(
+        'ready-contract',
+        `n${this.id}: Ready hands out committed entry ${e.index} but the state machine is at ${this.sm.applied}`,
+      );
+    }
+    const chain = chainNext(this.sm.chain, entryHash(e));
+    const w = this.sm.apply(e, chain);
+    this.env.checker.entryApplied(this.id, e, chain, w);
+    if (w !== null) this.env.writeApplied(this.id, w.id);
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.confState = applyConfChange(this.confState, cc);
+      this.env.confChangeApplied(e.index, cc);
+    }
+  }
+
+  private serveReads(): void {
+    this.readable.applied = this.sm.applied;
+    let kept = 0;
+    for (const rs of this.pendingReads) {
+      if (rs.index <= this.sm.applied) this.env.checker.readServed(this.id, decodeReadContext(rs.context), rs.index, this.readable);
+      else this.pendingReads[kept++] = rs;
+    }
+    this.pendingReads.length = kept;
+  }
+
+  /** A client asks this node for a linearizable read of `key`. */
+  issueRead(readId: number, key: number): void {
+    this.env.checker.readIssued(readId, this.id, key);
+    this.raw!.readIndex(encodeReadContext(readId));
+  }
+
+  /**
+   * Takes a snapshot at the applied index and compacts the log, keeping `tail` entries
+   * before it so that slightly lagging followers still catch up from the log.
+   */
+  snapshotAndCompact(tail: number): void {
+    const applied = this.sm.applied;
+    if (applied < this.storage.firstIndex()) return;
+    this.storage.createSnapshot(applied, this.confState, this.sm.image());
+    const upTo = applied - tail;
+    if (upTo >= this.storage.firstIndex()) this.storage.compact(upTo);
+  }
+}
+
+function traceLogger(id: NodeId, trace: (line: string) => void): RaftLogger {
+  const log = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+    trace(`    n${id} ${level}: ${msg}${fields === undefined ? '' : ' ' + JSON.stringify(fields)}`);
+  return { debug: log('debug'), info: log('info'), warn: log('warn') };
+}
+
+function describeReady(id: NodeId, rd: Ready): string {
+  const parts = [`  n${id} ready:`];
+  if (rd.softState !== null) parts.push(`soft=${rd.softState.role}/lead n${rd.softState.lead}`);
+  if (rd.hardState !== null) parts.push(`hs=(t${rd.hardState.term} v${rd.hardState.vote} c${rd.hardState.commit})`);
+  if (rd.snapshot !== null) parts.push(`snap=(${rd.snapshot.metadata.index}, t${rd.snapshot.metadata.term})`);
+  if (rd.entries.length > 0) parts.push(`append=${describeEntries(rd.entries)}`);
+  if (rd.committedEntries.length > 0) parts.push(`apply=${describeEntries(rd.committedEntries)}`);
+  if (rd.readStates.length > 0) parts.push(`reads=${rd.readStates.map((r) => `${decodeReadContext(r.context)}@${r.index}`).join(',')}`);
+  if (rd.messages.length > 0) parts.push(`msgs=${rd.messages.length}`);
+  return parts.join(' ');
+}
+
+export function describeEntries(ents: Entry[]): string {
+  const first = ents[0];
+  const last = ents[ents.length - 1];
+  const kinds = ents.some((e) => e.type === EntryType.ConfChange) ? ' +conf' : '';
+  return `[${first.index}..${last.index}] t${first.term}${last.term !== first.term ? `..t${last.term}` : ''}${kinds}`;
+}

@@ -1,0 +1,408 @@
+import { ProposalDroppedError } from '../../agent/raft/rawnode';
+import { SeededRng } from '../../agent/raft/rng';
+import { ConfChange, ConfChangeType, MessageType, NodeId, StateRole } from '../../agent/raft/types';
+import { EventKind, EventQueue, SimEvent, UNITS_PER_TICK } from './events';
+import { InvariantViolation, SafetyChecker } from './invariants';
+import { encodeWrite, KEYS } from './kv';
+import { describeMessage, FaultRates, Network, NO_FAULTS } from './network';
+import { DriverEnv, NodeDriver } from './node_driver';
+import { chaosTick, ClusterOps } from './workload';
+
+/**
+ * A seeded discrete-event simulation of one whole cluster. Everything — message latency
+ * and faults, ticks, client traffic, crashes, membership changes, the cores' own election
+ * jitter — draws from one SeededRng, so a seed names exactly one history and
+ * `runSeed(seed, opts)` replays it step for step.
+ *
+ * A run has two phases: CHAOS_TICKS of faults and traffic, with every safety property
+ * checked on every step (see invariants.ts); then every fault is healed and the cluster
+ * must show it is live again within LIVENESS_TICKS.
+ */
+
+export const ELECTION_TICK = 10;
+export const HEARTBEAT_TICK = 1;
+/** Length of the chaos phase: some thirty election timeouts, enough for many leaders per run. */
+export const CHAOS_TICKS = 300;
+/**
+ * After healing, a leader must exist and a fresh write must be applied by every voter within
+ * this many ticks. The bound allows for a few split votes (election timeouts are randomized
+ * in [10, 20) ticks), a pre-vote round that must wait for leases to expire, a transfer that
+ * must time out, and snapshot catch-up of lagging voters, with a wide margin: 20 election
+ * timeouts.
+ */
+export const LIVENESS_TICKS = 20 * ELECTION_TICK;
+/** A liveness write not applied everywhere after this long is proposed again (it may have been lost with its leader). */
+const PROBE_RETRY_TICKS = 3 * ELECTION_TICK;
+/** A run that takes more steps than this has gone wrong (a message storm). */
+const MAX_STEPS = 3_000_000;
+
+export interface SimOptions {
+  /** Founding voters: 3, 5 or 7. */
+  nodes: number;
+  chaosTicks?: number;
+  /** Receives the event trace; tracing costs nothing when absent. */
+  trace?: (line: string) => void;
+}
+
+export interface SeedStats {
+  leaders: number;
+  writes: number;
+  readsServed: number;
+  crashes: number;
+  confChanges: number;
+  snapshotsSent: number;
+  messages: number;
+  /** Ticks from healing to the first fresh write applied on all voters. */
+  recoveryTicks: number;
+}
+
+export interface SeedResult {
+  seed: number;
+  nodes: number;
+  steps: number;
+  /** Null when the run kept every invariant and recovered in time. */
+  failure: string | null;
+  /** The error's stack when the failure was an exception in the core or the simulator. */
+  stack: string | null;
+  stats: SeedStats;
+}
+
+export function runSeed(seed: number, opts: SimOptions): SeedResult {
+  return new Simulation(seed, opts).run();
+}
+
+/** The command that replays one seed exactly, with its trace. */
+export function reproduceCommand(r: Pick<SeedResult, 'seed' | 'nodes'>, chaosTicks?: number): string {
+  const t = chaosTicks === undefined ? '' : ` --ticks ${chaosTicks}`;
+  return `npm run sim -- --seeds ${r.seed}..${r.seed} --nodes ${r.nodes}${t} --trace`;
+}
+
+class Simulation implements ClusterOps {
+  readonly rng: SeededRng;
+  readonly size: number;
+  private readonly queue = new EventQueue();
+  private readonly network: Network;
+  private readonly checker = new SafetyChecker(KEYS);
+  private readonly drivers = new Map<NodeId, NodeDriver>();
+  private readonly env: DriverEnv;
+  private readonly trace: ((line: string) => void) | null;
+  private readonly chaosEnd: number;
+  private steps = 0;
+  private nextNodeId: NodeId;
+  private nextWriteId = 1;
+  private nextReadId = 1;
+  private healed = false;
+  /** Index of the newest membership change any node applied (applies happen in index order). */
+  private lastConfChangeIndex = 0;
+  /** Liveness writes: id -> the nodes that applied it. */
+  private readonly probes = new Map<number, Set<NodeId>>();
+  private lastProbeTick = -Infinity;
+  private recoveredAt = -1;
+  private readonly stats: SeedStats = {
+    leaders: 0,
+    writes: 0,
+    readsServed: 0,
+    crashes: 0,
+    confChanges: 0,
+    snapshotsSent: 0,
+    messages: 0,
+    recoveryTicks: -1,
+  };
+
+  constructor(
+    private readonly seed: number,
+    opts: SimOptions,
+  ) {
+    this.rng = new SeededRng(seed);
+    this.size = opts.nodes;
+    this.nextNodeId = opts.nodes + 1;
+    this.trace = opts.trace ?? null;
+    this.chaosEnd = (opts.chaosTicks ?? CHAOS_TICKS) * UNITS_PER_TICK;
+    this.network = new Network(this.rng, this.queue);
+    const sim = this;
+    this.env = {
+      checker: this.checker,
+      rng: this.rng,
+      electionTick: ELECTION_TICK,
+      heartbeatTick: HEARTBEAT_TICK,
+      trace: this.trace,
+      send: (m, src, inc) => sim.network.send(m, src, inc),
+      confChangeApplied: (index, cc) => sim.confChangeApplied(index, cc),
+      writeApplied: (node, writeId) => sim.probes.get(writeId)?.add(node),
+    };
+  }
+
+  run(): SeedResult {
+    let failure: string | null = null;
+    let stack: string | null = null;
+    try {
+      this.boot();
+      this.loop();
+      if (this.recoveredAt < 0) failure = this.livenessFailure();
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const where = `step ${this.steps}, tick ${this.tickLabel()}`;
+      if (e instanceof InvariantViolation) failure = `${e.message} (${where})`;
+      else {
+        failure = `exception: ${e.name}: ${e.message} (${where})`;
+        stack = e.stack ?? null;
+      }
+    }
+    if (failure !== null) this.log(`FAILURE: ${failure}`);
+    this.stats.readsServed = this.checker.readsServed;
+    this.stats.leaders = this.checker.leaderTerms;
+    this.stats.messages = this.network.sent;
+    return { seed: this.seed, nodes: this.size, steps: this.steps, failure, stack, stats: this.stats };
+  }
+
+  private boot(): void {
+    const voters: NodeId[] = [];
+    for (let id = 1; id <= this.size; id++) voters.push(id);
+    for (const id of voters) {
+      const n = this.addDriver(id);
+      n.bootstrap(voters);
+    }
+    for (const id of voters) this.startDriver(this.drivers.get(id)!);
+    this.queue.push(UNITS_PER_TICK / 2, EventKind.World, 0);
+  }
+
+  private addDriver(id: NodeId): NodeDriver {
+    const n = new NodeDriver(id, this.env);
+    this.drivers.set(id, n);
+    return n;
+  }
+
+  /** Starts a node for the first time; its ticks begin at a random phase within a tick. */
+  private startDriver(n: NodeDriver): void {
+    n.start();
+    this.queue.push(this.queue.now + 1 + this.rng.intn(UNITS_PER_TICK), EventKind.Tick, n.id);
+  }
+
+  private loop(): void {
+    const deadline = this.chaosEnd + LIVENESS_TICKS * UNITS_PER_TICK;
+    for (;;) {
+      const ev = this.queue.pop();
+      if (ev === undefined || ev.time > deadline || this.recoveredAt >= 0) return;
+      if (++this.steps > MAX_STEPS) throw new InvariantViolation('step-budget', `more than ${MAX_STEPS} steps: a message storm?`);
+      switch (ev.kind) {
+        case EventKind.Deliver:
+          this.deliver(ev);
+          break;
+        case EventKind.Tick:
+          this.tick(ev.node);
+          break;
+        case EventKind.World:
+          this.world();
+          break;
+        case EventKind.Shutdown:
+          this.shutdown(ev.node);
+          break;
+      }
+    }
+  }
+
+  private deliver(ev: SimEvent): void {
+    const m = ev.msg!;
+    const to = this.drivers.get(m.to);
+    const from = this.drivers.get(ev.src);
+    const senderAlive = from !== undefined && from.raw !== null && from.incarnation === ev.inc;
+    if (ev.lost || to === undefined || to.raw === null || this.network.isBlocked(ev.src, m.to)) {
+      if (this.trace !== null) this.log(`drop ${describeMessage(m)}${ev.lost ? ' (lost)' : ''}`);
+      // A transport notices a refused connection or a failed snapshot stream, not a lost datagram;
+      // a snapshot's fate is always reported, as etcd's transport does.
+      if (!senderAlive) return;
+      if (m.type === MessageType.Snap) from.raw!.reportSnapshot(m.to, false);
+      else if (!ev.lost) from.raw!.reportUnreachable(m.to);
+      else return;
+      from.handleReadies();
+      return;
+    }
+    if (this.trace !== null) this.log(`deliver ${describeMessage(m)}`);
+    to.raw.step(m);
+    to.handleReadies();
+    if (m.type === MessageType.Snap) {
+      this.stats.snapshotsSent++;
+      if (senderAlive) {
+        from.raw!.reportSnapshot(m.to, true);
+        from.handleReadies();
+      }
+    }
+  }
+
+  private tick(id: NodeId): void {
+    const n = this.drivers.get(id)!;
+    if (n.decommissioned) return;
+    this.queue.push(this.queue.now + UNITS_PER_TICK, EventKind.Tick, id);
+    const raw = n.raw;
+    if (raw === null) return;
+    raw.tick();
+    n.handleReadies();
+    // The commit index must not go backwards between Readies either.
+    const st = raw.status();
+    this.checker.commitReported(id, st.hardState.commit, st.hardState.term);
+  }
+
+  /** Once per tick: chaos, or after it the healing and the liveness check. */
+  private world(): void {
+    const now = this.queue.now;
+    this.queue.push(now + UNITS_PER_TICK, EventKind.World, 0);
+    if (now < this.chaosEnd) {
+      chaosTick(this);
+      return;
+    }
+    if (!this.healed) this.heal();
+    this.checkLiveness();
+  }
+
+  /** Ends every fault: the network becomes reliable and every crashed member restarts. */
+  private heal(): void {
+    this.healed = true;
+    this.log('HEAL: faults end; liveness check starts');
+    this.network.faults = NO_FAULTS;
+    this.network.healPartitions();
+    for (const n of this.drivers.values()) if (!n.decommissioned && n.raw === null) this.restart(n);
+  }
+
+  /** Succeeds once some fresh write is applied by every voter of the current leader's configuration. */
+  private checkLiveness(): void {
+    const l = this.leader();
+    if (l === null) return;
+    for (const appliedBy of this.probes.values()) {
+      if (l.confState.voters.every((v) => appliedBy.has(v))) {
+        this.recoveredAt = this.queue.now;
+        this.stats.recoveryTicks = Math.ceil((this.recoveredAt - this.chaosEnd) / UNITS_PER_TICK);
+        this.log(`RECOVERED after ${this.stats.recoveryTicks} ticks`);
+        return;
+      }
+    }
+    const tick = this.queue.now / UNITS_PER_TICK;
+    if (tick - this.lastProbeTick < PROBE_RETRY_TICKS) return;
+    const id = this.nextWriteId++;
+    this.step(`probe write ${id} at n${l.id}`, l, () => {
+      if (l.raw!.propose(encodeWrite(id, 0)) === null) return;
+      this.probes.set(id, new Set());
+      this.lastProbeTick = tick;
+    });
+  }
+
+  private livenessFailure(): string {
+    const l = this.leader();
+    const up = [...this.drivers.values()].filter((n) => n.up).map((n) => `n${n.id}:${n.role}@t${n.hard.term}/c${n.hard.commit}/a${n.sm.applied}`);
+    if (l === null) return `[liveness] no leader ${LIVENESS_TICKS} ticks after healing; up nodes: ${up.join(' ')}`;
+    return `[liveness] leader n${l.id} (voters ${l.confState.voters.join(',')}) did not get a fresh write applied on every voter within ${LIVENESS_TICKS} ticks; nodes: ${up.join(' ')}`;
+  }
+
+  private confChangeApplied(index: number, cc: ConfChange): void {
+    if (index <= this.lastConfChangeIndex) return; // another node applied it first
+    this.lastConfChangeIndex = index;
+    this.stats.confChanges++;
+    if (cc.type !== ConfChangeType.RemoveNode || !this.drivers.has(cc.nodeId)) return;
+    // The operator shuts a removed node down a little later, as it would in production.
+    this.queue.push(this.queue.now + 1 + this.rng.intn(3 * UNITS_PER_TICK), EventKind.Shutdown, cc.nodeId);
+  }
+
+  private shutdown(id: NodeId): void {
+    const n = this.drivers.get(id)!;
+    this.log(`shutdown n${id} (removed from the cluster)`);
+    if (n.raw !== null) n.crash();
+    n.decommissioned = true;
+  }
+
+  // ---- ClusterOps: the workload's operations, each one step ------------------------------
+
+  members(): NodeDriver[] {
+    const out: NodeDriver[] = [];
+    for (const n of this.drivers.values()) if (!n.decommissioned) out.push(n);
+    return out;
+  }
+
+  leader(): NodeDriver | null {
+    let best: NodeDriver | null = null;
+    for (const n of this.drivers.values()) {
+      if (n.raw !== null && n.role === StateRole.Leader && (best === null || n.hard.term > best.hard.term)) best = n;
+    }
+    return best;
+  }
+
+  propose(n: NodeDriver): void {
+    const id = this.nextWriteId++;
+    this.stats.writes++;
+    this.step(`write ${id} at n${n.id}`, n, () => n.raw!.propose(encodeWrite(id, this.rng.intn(KEYS))));
+  }
+
+  read(n: NodeDriver): void {
+    const id = this.nextReadId++;
+    this.step(`read ${id} at n${n.id}`, n, () => n.issueRead(id, this.rng.intn(KEYS)));
+  }
+
+  crash(n: NodeDriver): void {
+    this.stats.crashes++;
+    this.step(`crash n${n.id}`, null, () => n.crash());
+  }
+
+  restart(n: NodeDriver): void {
+    this.step(`restart n${n.id}`, null, () => n.start());
+  }
+
+  setFaults(f: FaultRates): void {
+    this.step(`network loss=${f.loss} duplicate=${f.duplicate} delay=${f.delay}`, null, () => (this.network.faults = f));
+  }
+
+  partition(a: NodeId[], b: NodeId[]): void {
+    this.step(`partition [${a.join(',')}] | [${b.join(',')}]`, null, () => this.network.partition(a, b));
+  }
+
+  cut(from: NodeId[], to: NodeId[]): void {
+    this.step(`cut [${from.join(',')}] -> [${to.join(',')}]`, null, () => this.network.cut(from, to));
+  }
+
+  healPartitions(): void {
+    if (!this.network.partitioned) return;
+    this.step('heal partitions', null, () => this.network.healPartitions());
+  }
+
+  changeMembership(at: NodeDriver, type: ConfChangeType, target: NodeId | 'fresh'): void {
+    const nodeId = target === 'fresh' ? this.nextNodeId : target;
+    this.step(`propose ${ConfChangeType[type]} n${nodeId} at n${at.id}`, at, () => {
+      at.raw!.proposeConfChange({ type, nodeId, context: new Uint8Array(0) });
+      if (target === 'fresh') {
+        // The new member starts empty; it learns the log (or a snapshot) from the leader.
+        this.nextNodeId++;
+        this.startDriver(this.addDriver(nodeId));
+      }
+    });
+  }
+
+  transferLeadership(at: NodeDriver, target: NodeId): void {
+    this.step(`transfer leadership to n${target} at n${at.id}`, at, () => at.raw!.transferLeadership(target));
+  }
+
+  snapshot(n: NodeDriver, tail: number): void {
+    this.step(`snapshot n${n.id} at ${n.sm.applied}, keep ${tail}`, null, () => n.snapshotAndCompact(tail));
+  }
+
+  /**
+   * One workload step: runs `act`, then lets `n` (if given, and still up) process its Readies. A request the
+   * core declines (no leader, transfer under way, change pending) is a normal outcome.
+   */
+  private step(what: string, n: NodeDriver | null, act: () => unknown): void {
+    if (n !== null && n.raw === null) return; // crashed earlier in this same tick
+    this.steps++;
+    if (this.trace !== null) this.log(what);
+    try {
+      act();
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+      if (this.trace !== null) this.log(`  declined: ${err.message}`);
+    }
+    if (n !== null) n.handleReadies();
+  }
+
+  private tickLabel(): string {
+    return (this.queue.now / UNITS_PER_TICK).toFixed(1);
+  }
+
+  private log(line: string): void {
+    if (this.trace !== null) this.trace(`[${this.tickLabel()}] ${line}`);
+  }
+}

@@ -1,0 +1,133 @@
+import { SeededRng } from '../../agent/raft/rng';
+import { ConfChangeType, NodeId } from '../../agent/raft/types';
+import { FaultRates } from './network';
+import { NodeDriver } from './node_driver';
+
+/**
+ * The operations the chaos workload can ask of the cluster. The simulator implements them
+ * (each one is a step, checked like any other); the workload only decides what happens when.
+ */
+export interface ClusterOps {
+  readonly rng: SeededRng;
+  /** Founding voter count; membership changes keep the cluster around this size. */
+  readonly size: number;
+  /** Every node that exists and is not decommissioned, up or down. */
+  members(): NodeDriver[];
+  /** The up node that believes it leads the highest term, if any. */
+  leader(): NodeDriver | null;
+  propose(n: NodeDriver): void;
+  read(n: NodeDriver): void;
+  crash(n: NodeDriver): void;
+  restart(n: NodeDriver): void;
+  setFaults(f: FaultRates): void;
+  partition(a: NodeId[], b: NodeId[]): void;
+  cut(from: NodeId[], to: NodeId[]): void;
+  healPartitions(): void;
+  /** Proposes a membership change at `at`; AddLearner of a fresh id also starts that node. */
+  changeMembership(at: NodeDriver, type: ConfChangeType, nodeId: NodeId | 'fresh'): void;
+  transferLeadership(at: NodeDriver, target: NodeId): void;
+  snapshot(n: NodeDriver, tail: number): void;
+}
+
+/** The fewest voters a membership change may leave: with fewer, one crash stalls the cluster. */
+const MIN_VOTERS = 3;
+const MAX_LEARNERS = 2;
+
+/** Per-tick chances of each kind of event during the chaos phase. */
+const P = {
+  write: 0.6,
+  read: 0.3,
+  faultChange: 0.03,
+  partition: 0.012,
+  heal: 0.04,
+  crash: 0.012,
+  restart: 0.06,
+  membership: 0.025,
+  transfer: 0.012,
+  snapshot: 0.06,
+};
+
+const LOSS = [0, 0, 0.05, 0.2, 0.5];
+const DUPLICATE = [0, 0, 0.05, 0.2];
+const DELAY = [0, 0.1, 0.3];
+
+/** One tick's worth of chaos: client traffic and faults, chosen by the seeded rng. */
+export function chaosTick(c: ClusterOps): void {
+  const rng = c.rng;
+  const members = c.members();
+  const up = members.filter((n) => n.up);
+  const down = members.filter((n) => !n.up);
+
+  if (up.length > 0 && rng.chance(P.write)) c.propose(pickClientTarget(c, up));
+  if (up.length > 0 && rng.chance(P.read)) c.read(pickClientTarget(c, up));
+  if (rng.chance(P.faultChange)) {
+    c.setFaults({ loss: pick(rng, LOSS), duplicate: pick(rng, DUPLICATE), delay: pick(rng, DELAY) });
+  }
+  if (rng.chance(P.partition)) injectPartition(c, members);
+  if (rng.chance(P.heal)) c.healPartitions();
+  if (up.length > 0 && rng.chance(P.crash)) c.crash(pick(rng, up));
+  if (down.length > 0 && rng.chance(P.restart)) c.restart(pick(rng, down));
+  if (rng.chance(P.membership)) changeMembership(c);
+  if (up.length > 0 && rng.chance(P.transfer)) {
+    const at = pick(rng, up);
+    const voters = at.confState.voters;
+    if (voters.length > 0) c.transferLeadership(at, pick(rng, voters));
+  }
+  if (up.length > 0 && rng.chance(P.snapshot)) c.snapshot(pick(rng, up), rng.intn(12));
+}
+
+/** Clients mostly find the leader, but sometimes talk to whichever node they know. */
+function pickClientTarget(c: ClusterOps, up: NodeDriver[]): NodeDriver {
+  const l = c.leader();
+  return l !== null && c.rng.chance(0.5) ? l : pick(c.rng, up);
+}
+
+function injectPartition(c: ClusterOps, members: NodeDriver[]): void {
+  const rng = c.rng;
+  const ids = members.map((n) => n.id);
+  if (ids.length < 2) return;
+  const l = c.leader();
+  const victim = l !== null && rng.chance(0.5) ? l.id : pick(rng, ids);
+  const rest = ids.filter((id) => id !== victim);
+  switch (rng.intn(4)) {
+    case 0: // isolate one node (often the leader) completely
+      c.partition([victim], rest);
+      break;
+    case 1: {
+      // a random split into two sides
+      const side = ids.filter(() => rng.chance(0.5));
+      c.partition(side, ids.filter((id) => !side.includes(id)));
+      break;
+    }
+    case 2: // the victim can send but hears nothing (e.g. a leader whose followers' replies are lost)
+      c.cut(rest, [victim]);
+      break;
+    default: // the victim hears everyone but nobody hears it
+      c.cut([victim], rest);
+  }
+}
+
+/** Add a learner, promote one, or remove a voter (possibly the leader itself) or a learner. */
+function changeMembership(c: ClusterOps): void {
+  const rng = c.rng;
+  const l = c.leader();
+  if (l === null) return;
+  const { voters, learners } = l.confState;
+  const options: (() => void)[] = [];
+  if (learners.length < MAX_LEARNERS && voters.length + learners.length < c.size + 2) {
+    options.push(() => c.changeMembership(l, ConfChangeType.AddLearner, 'fresh'));
+  }
+  if (learners.length > 0 && voters.length < c.size + 2) {
+    options.push(() => c.changeMembership(l, ConfChangeType.AddVoter, pick(rng, learners)));
+  }
+  if (voters.length > MIN_VOTERS) {
+    // Removing the leader itself is the interesting case; give it extra weight.
+    options.push(() => c.changeMembership(l, ConfChangeType.RemoveNode, rng.chance(0.3) ? l.id : pick(rng, voters)));
+  }
+  if (learners.length > 0) options.push(() => c.changeMembership(l, ConfChangeType.RemoveNode, pick(rng, learners)));
+  if (options.length > 0) pick(rng, options)();
+}
+
+export function pick<T>(rng: SeededRng, xs: readonly T[]): T {
+  return xs[rng.intn(xs.length)];
+}
