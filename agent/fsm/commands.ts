@@ -1,0 +1,73 @@
+/**
+ * Application commands carried in Normal log entries. Binary, one opcode byte first: the
+ * replication path never sees JSON. An empty entry (a new leader's) is a no-op.
+ */
+export enum Op {
+  Put = 1,
+  Delete = 2,
+  /** pgraft_log_append: an opaque application record. */
+  Append = 3,
+  /** A member announces how to reach its HTTP API (so followers can forward writes to it). */
+  MemberMeta = 4,
+}
+
+export type Command =
+  | { op: Op.Put; key: string; value: string }
+  | { op: Op.Delete; key: string }
+  | { op: Op.Append; data: string }
+  | { op: Op.MemberMeta; nodeId: number; apiAddress: string };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export function encodeCommand(c: Command): Uint8Array {
+  switch (c.op) {
+    case Op.Put: {
+      const k = enc.encode(c.key);
+      const v = enc.encode(c.value);
+      const out = new Uint8Array(5 + k.length + v.length);
+      out[0] = Op.Put;
+      new DataView(out.buffer).setUint32(1, k.length);
+      out.set(k, 5);
+      out.set(v, 5 + k.length);
+      return out;
+    }
+    case Op.Delete:
+      return withOp(Op.Delete, enc.encode(c.key));
+    case Op.Append:
+      return withOp(Op.Append, enc.encode(c.data));
+    case Op.MemberMeta: {
+      const a = enc.encode(c.apiAddress);
+      const out = new Uint8Array(5 + a.length);
+      out[0] = Op.MemberMeta;
+      new DataView(out.buffer).setUint32(1, c.nodeId);
+      out.set(a, 5);
+      return out;
+    }
+  }
+}
+
+function withOp(op: Op, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + body.length);
+  out[0] = op;
+  out.set(body, 1);
+  return out;
+}
+
+export function decodeCommand(data: Uint8Array): Command {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  switch (data[0]) {
+    case Op.Put: {
+      const klen = view.getUint32(1);
+      return { op: Op.Put, key: dec.decode(data.subarray(5, 5 + klen)), value: dec.decode(data.subarray(5 + klen)) };
+    }
+    case Op.Delete:
+      return { op: Op.Delete, key: dec.decode(data.subarray(1)) };
+    case Op.Append:
+      return { op: Op.Append, data: dec.decode(data.subarray(1)) };
+    case Op.MemberMeta:
+      return { op: Op.MemberMeta, nodeId: view.getUint32(1), apiAddress: dec.decode(data.subarray(5)) };
+    default:
+      throw new Error(`unknown command opcode ${data[0]} in log entry`);
+  }
+}

@@ -1,0 +1,151 @@
+import { applyConfChange, cloneConfState, decodeConfChange } from '../raft/confchange';
+import { ConfChangeType, ConfState, Entry, EntryType, NodeId } from '../raft/types';
+import { Command, Op, decodeCommand } from './commands';
+
+/** How to reach a member: its Raft address (from the membership change) and HTTP API address. */
+export interface MemberInfo {
+  id: NodeId;
+  raftAddress: string;
+  apiAddress: string;
+}
+
+/** The context of a membership change entry: how to reach the node being added. */
+export interface MemberContext {
+  raft: string;
+  api?: string;
+}
+
+export function encodeMemberContext(c: MemberContext): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(c));
+}
+
+function decodeMemberContext(b: Uint8Array): MemberContext | null {
+  if (b.length === 0) return null;
+  try {
+    const v = JSON.parse(new TextDecoder().decode(b)) as MemberContext;
+    return typeof v.raft === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface ApplyResult {
+  index: number;
+  /** put: true; delete: whether the key existed; append: the entry's index. */
+  value: boolean | number | null;
+}
+
+export interface KvStats {
+  keys: number;
+  puts: number;
+  deletes: number;
+  appends: number;
+}
+
+/**
+ * The replicated state machine: membership (with addresses), the key-value store and the
+ * application log. Deterministic: every node applying the same entries reaches the same
+ * state. Its image (snapshot) is JSON: snapshots are rare and off the replication path.
+ */
+export class StateMachine {
+  private kv = new Map<string, string>();
+  private members = new Map<NodeId, MemberInfo>();
+  conf: ConfState = { voters: [], learners: [] };
+  appliedIndex = 0;
+  private stats = { puts: 0, deletes: 0, appends: 0 };
+
+  apply(e: Entry): ApplyResult {
+    this.appliedIndex = e.index;
+    if (e.type === EntryType.ConfChange) {
+      this.applyConfChange(e.data);
+      return { index: e.index, value: true };
+    }
+    if (e.data.length === 0) return { index: e.index, value: null };
+    return { index: e.index, value: this.applyCommand(decodeCommand(e.data), e.index) };
+  }
+
+  private applyCommand(c: Command, index: number): boolean | number | null {
+    switch (c.op) {
+      case Op.Put:
+        this.kv.set(c.key, c.value);
+        this.stats.puts++;
+        return true;
+      case Op.Delete: {
+        this.stats.deletes++;
+        return this.kv.delete(c.key);
+      }
+      case Op.Append:
+        this.stats.appends++;
+        return index;
+      case Op.MemberMeta: {
+        const m = this.members.get(c.nodeId);
+        if (m) m.apiAddress = c.apiAddress;
+        return m !== undefined;
+      }
+    }
+  }
+
+  private applyConfChange(data: Uint8Array): void {
+    const cc = decodeConfChange(data);
+    this.conf = applyConfChange(this.conf, cc);
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.members.delete(cc.nodeId);
+      return;
+    }
+    const ctx = decodeMemberContext(cc.context);
+    const prev = this.members.get(cc.nodeId);
+    this.members.set(cc.nodeId, {
+      id: cc.nodeId,
+      raftAddress: ctx?.raft ?? prev?.raftAddress ?? '',
+      apiAddress: ctx?.api ?? prev?.apiAddress ?? '',
+    });
+  }
+
+  get(key: string): string | null {
+    return this.kv.get(key) ?? null;
+  }
+
+  keys(): string[] {
+    return [...this.kv.keys()].sort();
+  }
+
+  kvStats(): KvStats {
+    return { keys: this.kv.size, ...this.stats };
+  }
+
+  member(id: NodeId): MemberInfo | undefined {
+    return this.members.get(id);
+  }
+
+  memberList(): MemberInfo[] {
+    return [...this.members.values()].sort((a, b) => a.id - b.id);
+  }
+
+  serialize(): Uint8Array {
+    const image = {
+      kv: [...this.kv.entries()],
+      members: this.memberList(),
+      conf: this.conf,
+      stats: this.stats,
+      appliedIndex: this.appliedIndex,
+    };
+    return new TextEncoder().encode(JSON.stringify(image));
+  }
+
+  restore(data: Uint8Array, index: number, conf: ConfState): void {
+    this.kv = new Map();
+    this.members = new Map();
+    this.stats = { puts: 0, deletes: 0, appends: 0 };
+    this.conf = cloneConfState(conf);
+    this.appliedIndex = index;
+    if (data.length === 0) return;
+    const image = JSON.parse(new TextDecoder().decode(data)) as {
+      kv: [string, string][];
+      members: MemberInfo[];
+      stats: { puts: number; deletes: number; appends: number };
+    };
+    this.kv = new Map(image.kv);
+    for (const m of image.members) this.members.set(m.id, m);
+    this.stats = image.stats;
+  }
+}

@@ -1,0 +1,880 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { Command, Op, encodeCommand } from './fsm/commands';
+import { ApplyResult, MemberContext, StateMachine, encodeMemberContext } from './fsm/state_machine';
+import { AgentMetrics } from './http/metrics';
+import { decodeConfChange, encodeConfChange } from './raft/confchange';
+import { PeerProgress, ProposalDroppedError, RawNode, Status, bootstrapLog } from './raft/rawnode';
+import { SeededRng } from './raft/rng';
+import {
+  ConfChangeType,
+  Entry,
+  EntryType,
+  Message,
+  MessageType,
+  NONE,
+  NodeId,
+  Ready,
+  StateRole,
+} from './raft/types';
+import { DiskStorage } from './storage';
+import { PeerTransport, TlsFiles } from './transport';
+
+export interface AgentOptions {
+  nodeId: NodeId;
+  clusterId: string;
+  /** Where peers reach this node's Raft port, and where to listen. */
+  raftHost: string;
+  raftPort: number;
+  /** host:port of this node's HTTP API, announced to the cluster so followers can forward to the leader. */
+  apiAddress: string;
+  dataDir: string;
+  electionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  snapshotInterval: number;
+  maxLogEntries: number;
+  compactionThreshold: number;
+  batchSize: number;
+  maxMessageBytes: number;
+  maxInflightMessages: number;
+  logSegmentBytes?: number;
+  tls?: TlsFiles;
+  /** Start a new cluster with these voters (must include this node) when the data directory is empty. */
+  bootstrap?: { id: NodeId; raftAddress: string; apiAddress?: string }[];
+  /** How long a proposal or read may wait before it fails. */
+  requestTimeoutMs?: number;
+  logger: Logger;
+  metrics?: AgentMetrics;
+}
+
+/** The agent's lifecycle, as pgraft_get_worker_state() reports it. */
+export type WorkerState = 'INITIALIZING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'ERROR';
+
+/** Raised when an operation must run on the leader; names the leader when one is known. */
+export class NotLeaderError extends Error {
+  constructor(
+    readonly leaderId: NodeId,
+    readonly leaderApiAddress: string,
+    readonly leaderRaftAddress: string,
+  ) {
+    super(
+      leaderId === NONE
+        ? 'no leader is known at the moment (an election may be in progress); retry shortly'
+        : `this node is not the leader; the leader is node ${leaderId}${leaderApiAddress ? ` (API ${leaderApiAddress})` : ''}`,
+    );
+    this.name = 'NotLeaderError';
+  }
+}
+
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'timeout' | 'invalid' | 'conflict' | 'unavailable' | 'failed' = 'failed',
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+interface PendingProposal {
+  term: number;
+  started: number;
+  resolve(r: ApplyResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface QueuedProposal {
+  data: Uint8Array;
+  type: EntryType;
+  started: number;
+  resolve(r: ApplyResult): void;
+  reject(e: Error): void;
+}
+
+interface PendingRead {
+  resolve(): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+  index: number;
+}
+
+export interface Counters {
+  messagesReceived: number;
+  messagesSent: number;
+  heartbeatsSent: number;
+  electionsTriggered: number;
+  proposalsCommitted: number;
+  proposalsFailed: number;
+  storageErrors: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+}
+
+/**
+ * One pgraft agent: the loop that drives the consensus core (Ready → persist → send → apply
+ * → advance, see Ready in raft/types.ts), with the durable log, the peer transport and the
+ * replicated state machine. The core decides; this class only performs I/O and keeps the
+ * promises it made to callers.
+ *
+ * Batching happens here for free: while one batch is being written and fsynced, new
+ * proposals and messages pile up in the core and leave together in the next Ready (group
+ * commit, one append and one message per follower).
+ */
+export class Agent extends EventEmitter {
+  readonly id: NodeId;
+  readonly fsm = new StateMachine();
+  readonly metrics: AgentMetrics;
+  readonly counters: Counters = {
+    messagesReceived: 0,
+    messagesSent: 0,
+    heartbeatsSent: 0,
+    electionsTriggered: 0,
+    proposalsCommitted: 0,
+    proposalsFailed: 0,
+    storageErrors: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+  };
+  state: WorkerState = 'INITIALIZING';
+  /** Why the agent is in ERROR. */
+  failure: Error | null = null;
+  lastContact = new Map<NodeId, number>();
+
+  private raw!: RawNode;
+  private storage!: DiskStorage;
+  private transport!: PeerTransport;
+  private readonly log: Logger;
+  private readonly opts: AgentOptions;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private running = false;
+  private loopScheduled = false;
+  private readonly proposalQueue: QueuedProposal[] = [];
+  private readonly pending = new Map<number, PendingProposal>();
+  private readonly waitingReads: PendingRead[] = [];
+  private readonly issuedReads = new Map<string, PendingRead[]>();
+  private readonly readyReads: PendingRead[] = [];
+  private readCounter = 0;
+  private lastSnapshotIndex = 0;
+  private snapshotInProgress = false;
+  private readonly addresses = new Map<NodeId, MemberContext>();
+  private lead: NodeId = NONE;
+  private role: StateRole = StateRole.Follower;
+  private readonly requestTimeoutMs: number;
+  private applyWaiters: { index: number; resolve(): void }[] = [];
+  private loopIdle: Promise<void> = Promise.resolve();
+
+  private constructor(opts: AgentOptions) {
+    super();
+    this.opts = opts;
+    this.id = opts.nodeId;
+    this.log = opts.logger;
+    this.metrics = opts.metrics ?? new AgentMetrics({ processMetrics: false });
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+  }
+
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const a = new Agent(opts);
+    await a.init();
+    return a;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.opts;
+    this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log) });
+    if (this.storage.lastIndex() === 0 && this.storage.snapshot().metadata.index === 0 && o.bootstrap) {
+      await this.writeBootstrap(o.bootstrap);
+    } else if (o.bootstrap && o.bootstrap.length > 0) {
+      this.log.info({ dataDir: o.dataDir }, 'data directory already holds a cluster; bootstrap settings ignored');
+    }
+
+    // Rebuild the state machine from the last snapshot; the core re-delivers the committed
+    // entries after it as committedEntries.
+    const snap = this.storage.snapshot();
+    this.fsm.restore(snap.data, snap.metadata.index, snap.metadata.confState);
+    this.lastSnapshotIndex = snap.metadata.index;
+    for (const m of this.fsm.memberList()) this.addresses.set(m.id, { raft: m.raftAddress, api: m.apiAddress });
+    const first = this.storage.firstIndex();
+    const last = this.storage.lastIndex();
+    if (last >= first) this.learnAddresses(this.storage.entries(first, last + 1));
+
+    const tickMs = o.heartbeatIntervalMs;
+    this.raw = new RawNode({
+      id: o.nodeId,
+      storage: this.storage,
+      rng: new SeededRng((o.nodeId * 2654435761) ^ Date.now()),
+      electionTick: Math.max(2, Math.round(o.electionTimeoutMs / tickMs)),
+      heartbeatTick: 1,
+      applied: snap.metadata.index,
+      maxSizePerMsg: o.maxMessageBytes,
+      maxInflightMsgs: o.maxInflightMessages,
+      preVote: o.preVote,
+      checkQuorum: o.checkQuorum,
+      logger: messageFirst(this.log),
+    });
+
+    this.transport = new PeerTransport({
+      nodeId: o.nodeId,
+      clusterId: o.clusterId,
+      listenHost: o.raftHost,
+      listenPort: o.raftPort,
+      tls: o.tls,
+      logger: this.log,
+      maxFrameBytes: Math.max(128 * 1024 * 1024, o.maxMessageBytes * 4),
+      onMessage: (m) => this.onPeerMessage(m),
+      onUnreachable: (peer) => {
+        this.raw.reportUnreachable(peer);
+        this.kick();
+      },
+      onSnapshotStatus: (peer, ok) => {
+        this.raw.reportSnapshot(peer, ok);
+        this.kick();
+      },
+    });
+    await this.transport.start();
+    for (const [id, ctx] of this.addresses) this.setPeer(id, ctx);
+
+    this.running = true;
+    this.state = 'RUNNING';
+    this.tickTimer = setInterval(() => this.onTick(), tickMs);
+    this.tickTimer.unref?.();
+    this.kick();
+    this.log.info(
+      { nodeId: o.nodeId, raft: `${o.raftHost}:${this.transport.port}`, api: o.apiAddress, firstIndex: first, lastIndex: last },
+      'agent started',
+    );
+  }
+
+  private async writeBootstrap(members: { id: NodeId; raftAddress: string; apiAddress?: string }[]): Promise<void> {
+    if (!members.some((m) => m.id === this.id)) {
+      throw new AgentError(`node ${this.id} is not in the initial cluster (${members.map((m) => m.id).join(', ')}); add it there or join an existing cluster instead`, 'invalid');
+    }
+    const boot = bootstrapLog(members.map((m) => m.id));
+    const byId = new Map(members.map((m) => [m.id, m]));
+    // Attach each member's addresses to its AddVoter entry so every node learns them from the log.
+    const entries = boot.entries.map((e) => {
+      const cc = decodeConfChange(e.data);
+      const m = byId.get(cc.nodeId)!;
+      const ctx: MemberContext = { raft: m.raftAddress };
+      if (m.apiAddress) ctx.api = m.apiAddress;
+      return { ...e, data: encodeBootstrapChange(cc.nodeId, ctx) };
+    });
+    await this.storage.save({ entries, hardState: boot.hardState, mustSync: true });
+    this.log.info({ voters: members.map((m) => m.id) }, 'bootstrapped a new cluster');
+  }
+
+  get port(): number {
+    return this.transport.port;
+  }
+
+  // ---- the loop -------------------------------------------------------------------------------
+
+  private onTick(): void {
+    if (!this.running) return;
+    this.raw.tick();
+    this.kick();
+  }
+
+  private onPeerMessage(m: Message): void {
+    if (!this.running) return;
+    this.counters.messagesReceived++;
+    this.metrics.messagesReceived.inc();
+    this.lastContact.set(m.from, Date.now());
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      this.fail(e as Error, 'processing a message from a peer');
+      return;
+    }
+    this.kick();
+  }
+
+  /** Schedules the loop; everything that happens before it runs joins the same batch. */
+  private kick(): void {
+    if (this.loopScheduled || !this.running) return;
+    this.loopScheduled = true;
+    setImmediate(() => {
+      this.loopIdle = this.runLoop();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    try {
+      while (this.running) {
+        this.feedProposals();
+        this.issueReads();
+        if (!this.raw.hasReady()) break;
+        await this.handleReady(this.raw.ready());
+      }
+    } catch (e) {
+      this.fail(e as Error, 'the replication loop');
+    } finally {
+      this.loopScheduled = false;
+    }
+    if (this.running && (this.proposalQueue.length > 0 || this.waitingReads.length > 0 || this.raw.hasReady())) this.kick();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+    // Leader appends and heartbeats do not depend on the leader's own disk write (thesis
+    // §10.2.1): the leader counts itself only once advance() reports the entries durable.
+    const early: Message[] = [];
+    const late: Message[] = [];
+    for (const m of rd.messages) {
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) early.push(m);
+      else late.push(m);
+    }
+    this.send(early);
+
+    if (rd.entries.length > 0) this.learnAddresses(rd.entries);
+    if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
+      const t0 = process.hrtime.bigint();
+      try {
+        await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+      } catch (e) {
+        this.counters.storageErrors++;
+        this.metrics.storageErrors.inc();
+        throw e;
+      }
+      if (rd.entries.length > 0 || rd.snapshot) {
+        this.metrics.fsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);
+      }
+    }
+    this.send(late);
+
+    if (rd.snapshot) this.installSnapshot(rd);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
+    this.raw.advance(rd);
+    this.releaseReads();
+    this.releaseApplyWaiters();
+    this.updateGauges();
+    this.maybeSnapshot();
+  }
+
+  private send(msgs: Message[]): void {
+    if (msgs.length === 0) return;
+    for (const m of msgs) {
+      if (m.type === MessageType.Heartbeat) {
+        this.counters.heartbeatsSent++;
+        this.metrics.heartbeatsSent.inc();
+      }
+    }
+    this.counters.messagesSent += msgs.length;
+    this.metrics.messagesSent.inc(msgs.length);
+    this.transport.send(msgs);
+  }
+
+  private onSoftState(lead: NodeId, role: StateRole): void {
+    if (role === StateRole.Candidate && this.role !== StateRole.Candidate) {
+      this.counters.electionsTriggered++;
+      this.metrics.elections.inc();
+    }
+    const wasLeader = this.role === StateRole.Leader;
+    this.role = role;
+    if (lead !== this.lead) {
+      const prev = this.lead;
+      this.lead = lead;
+      this.metrics.leaderChanges.inc();
+      if (lead !== NONE) this.log.info({ leader: lead, previous: prev, term: this.raw.status().hardState.term }, 'leader elected');
+      this.emit('leader', lead);
+    }
+    if (wasLeader && role !== StateRole.Leader) {
+      // Proposals still in flight may yet commit under the next leader; they stay pending
+      // until their index is applied (and then succeed or fail by term) or time out.
+      this.failQueued(new NotLeaderError(this.lead, this.leaderApi(), ''));
+    }
+    if (role === StateRole.Leader) this.announceApiAddress();
+  }
+
+  private applyEntry(e: Entry): void {
+    let result: ApplyResult;
+    try {
+      result = this.fsm.apply(e);
+    } catch (err) {
+      throw new AgentError(`cannot apply log entry ${e.index}: ${(err as Error).message}`);
+    }
+    if (e.type === EntryType.ConfChange) this.onConfChangeApplied(e);
+    const p = this.pending.get(e.index);
+    if (!p) return;
+    this.pending.delete(e.index);
+    clearTimeout(p.timer);
+    if (p.term === e.term) {
+      this.counters.proposalsCommitted++;
+      this.metrics.proposals.inc({ result: 'committed' });
+      this.metrics.proposalLatency.observe((performance.now() - p.started) / 1000);
+      p.resolve(result);
+    } else {
+      this.counters.proposalsFailed++;
+      this.metrics.proposals.inc({ result: 'superseded' });
+      p.reject(new AgentError('the write was lost in a leader change and did not commit; retry it', 'unavailable'));
+    }
+  }
+
+  private onConfChangeApplied(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    if (cc.type === ConfChangeType.RemoveNode) {
+      if (cc.nodeId !== this.id) {
+        this.transport.removePeer(cc.nodeId);
+        this.addresses.delete(cc.nodeId);
+      } else {
+        this.log.warn({}, 'this node was removed from the cluster; it no longer takes part and can be shut down');
+      }
+    }
+    const c = this.fsm.conf;
+    this.log.info({ voters: c.voters, learners: c.learners, index: e.index }, 'membership change committed');
+    this.emit('membership');
+  }
+
+  private installSnapshot(rd: Ready): void {
+    const s = rd.snapshot!;
+    this.fsm.restore(s.data, s.metadata.index, s.metadata.confState);
+    this.lastSnapshotIndex = s.metadata.index;
+    for (const m of this.fsm.memberList()) {
+      this.addresses.set(m.id, { raft: m.raftAddress, api: m.apiAddress });
+      this.setPeer(m.id, { raft: m.raftAddress, api: m.apiAddress });
+    }
+    for (const [index, p] of this.pending) {
+      if (index <= s.metadata.index) {
+        this.pending.delete(index);
+        clearTimeout(p.timer);
+        p.reject(new AgentError('outcome unknown: this node installed a snapshot past the write; read the key to check', 'unavailable'));
+      }
+    }
+    this.counters.snapshotsInstalled++;
+    this.metrics.snapshotsInstalled.inc();
+    this.log.info({ index: s.metadata.index, term: s.metadata.term }, 'installed snapshot from the leader');
+  }
+
+  /** Learns peers' addresses from membership entries as soon as they are in the log (§4.1: config on append). */
+  private learnAddresses(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      if (cc.type === ConfChangeType.RemoveNode || cc.context.length === 0) continue;
+      try {
+        const ctx = JSON.parse(new TextDecoder().decode(cc.context)) as MemberContext;
+        if (typeof ctx.raft !== 'string') continue;
+        this.addresses.set(cc.nodeId, ctx);
+        if (this.transport) this.setPeer(cc.nodeId, ctx);
+      } catch {
+        // not an address context
+      }
+    }
+  }
+
+  private setPeer(id: NodeId, ctx: MemberContext): void {
+    if (id === this.id || !ctx.raft) return;
+    const { host, port } = splitHostPort(ctx.raft);
+    this.transport.setPeer(id, host, port);
+  }
+
+  // ---- snapshots and compaction ----------------------------------------------------------
+
+  private maybeSnapshot(): void {
+    if (this.snapshotInProgress) return;
+    if (this.fsm.appliedIndex - this.lastSnapshotIndex < this.opts.snapshotInterval) return;
+    void this.takeSnapshot().catch((e) => this.fail(e as Error, 'taking a snapshot'));
+  }
+
+  /** Snapshots the state machine at its applied index and compacts the log behind it. */
+  async takeSnapshot(): Promise<{ index: number; term: number }> {
+    if (this.snapshotInProgress) throw new AgentError('a snapshot is already being taken', 'conflict');
+    this.snapshotInProgress = true;
+    const t0 = performance.now();
+    try {
+      const index = this.fsm.appliedIndex;
+      if (index === 0) throw new AgentError('nothing to snapshot yet: no entry has been applied', 'invalid');
+      const snap = await this.storage.createSnapshot(index, this.fsm.conf, this.fsm.serialize());
+      this.lastSnapshotIndex = index;
+      const compactTo = index - this.opts.maxLogEntries;
+      if (compactTo - this.storage.firstIndex() + 1 >= this.opts.compactionThreshold) {
+        await this.storage.compact(compactTo);
+      }
+      this.counters.snapshotsTaken++;
+      this.metrics.snapshots.inc();
+      this.metrics.snapshotDuration.observe((performance.now() - t0) / 1000);
+      this.log.info({ index, term: snap.metadata.term, firstIndex: this.storage.firstIndex() }, 'snapshot taken');
+      return { index, term: snap.metadata.term };
+    } finally {
+      this.snapshotInProgress = false;
+    }
+  }
+
+  // ---- proposals ----------------------------------------------------------------------------
+
+  private leaderApi(): string {
+    return this.lead === NONE ? '' : (this.addresses.get(this.lead)?.api ?? this.fsm.member(this.lead)?.apiAddress ?? '');
+  }
+
+  private notLeader(): NotLeaderError {
+    const ctx = this.addresses.get(this.lead);
+    return new NotLeaderError(this.lead, this.leaderApi(), ctx?.raft ?? '');
+  }
+
+  isLeader(): boolean {
+    return this.role === StateRole.Leader;
+  }
+
+  leaderId(): NodeId {
+    return this.lead;
+  }
+
+  /** Replicates a command; resolves once it is committed and applied on this (leader) node. */
+  propose(c: Command): Promise<ApplyResult> {
+    return this.enqueue(EntryType.Normal, encodeCommand(c));
+  }
+
+  private enqueue(type: EntryType, data: Uint8Array): Promise<ApplyResult> {
+    this.assertRunning();
+    if (!this.isLeader()) return Promise.reject(this.notLeader());
+    return new Promise((resolve, reject) => {
+      this.proposalQueue.push({ type, data, started: performance.now(), resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Moves queued proposals into the core, at most batch_size per Ready. */
+  private feedProposals(): void {
+    const n = Math.min(this.proposalQueue.length, this.opts.batchSize);
+    for (let i = 0; i < n; i++) {
+      const q = this.proposalQueue.shift()!;
+      try {
+        const r =
+          q.type === EntryType.ConfChange
+            ? this.raw.proposeConfChange(decodeConfChange(q.data))
+            : this.raw.propose(q.data);
+        if (r === null) {
+          q.reject(this.notLeader());
+          continue;
+        }
+        const timer = setTimeout(() => this.expire(r.index), this.requestTimeoutMs);
+        timer.unref?.();
+        this.pending.set(r.index, { term: r.term, started: q.started, resolve: q.resolve, reject: q.reject, timer });
+      } catch (e) {
+        this.counters.proposalsFailed++;
+        this.metrics.proposals.inc({ result: 'refused' });
+        q.reject(e instanceof ProposalDroppedError ? new AgentError(e.message, 'conflict') : (e as Error));
+      }
+    }
+  }
+
+  private expire(index: number): void {
+    const p = this.pending.get(index);
+    if (!p) return;
+    this.pending.delete(index);
+    this.counters.proposalsFailed++;
+    this.metrics.proposals.inc({ result: 'timeout' });
+    p.reject(
+      new AgentError(
+        `the write was not committed within ${this.requestTimeoutMs} ms (no quorum reachable?); it may still commit later`,
+        'timeout',
+      ),
+    );
+  }
+
+  private failQueued(e: Error): void {
+    for (const q of this.proposalQueue.splice(0)) q.reject(e);
+  }
+
+  // ---- linearizable reads (ReadIndex) --------------------------------------------------------
+
+  /**
+   * Resolves once this node's state machine reflects every write committed before the call
+   * (thesis §6.4). Concurrent reads share one ReadIndex round; a read never joins a round
+   * issued before it arrived.
+   */
+  readBarrier(): Promise<void> {
+    this.assertRunning();
+    return new Promise((resolve, reject) => {
+      const r: PendingRead = { resolve, reject, index: 0, timer: undefined as unknown as NodeJS.Timeout };
+      r.timer = setTimeout(() => {
+        this.dropRead(r);
+        reject(new AgentError(`no leader confirmed the read within ${this.requestTimeoutMs} ms (no quorum reachable?)`, 'timeout'));
+      }, this.requestTimeoutMs);
+      r.timer.unref?.();
+      this.waitingReads.push(r);
+      this.kick();
+    });
+  }
+
+  private issueReads(): void {
+    if (this.waitingReads.length === 0) return;
+    if (this.lead === NONE) return; // wait for a leader (or the timeout)
+    const ctx = `${this.id}:${++this.readCounter}`;
+    const batch = this.waitingReads.splice(0);
+    try {
+      this.raw.readIndex(new TextEncoder().encode(ctx));
+      this.issuedReads.set(ctx, batch);
+    } catch {
+      this.waitingReads.unshift(...batch); // no leader right now: retry on the next loop
+    }
+  }
+
+  private onReadState(context: Uint8Array, index: number): void {
+    const key = new TextDecoder().decode(context);
+    const batch = this.issuedReads.get(key);
+    if (!batch) return;
+    this.issuedReads.delete(key);
+    for (const r of batch) {
+      r.index = index;
+      this.readyReads.push(r);
+    }
+  }
+
+  private releaseReads(): void {
+    if (this.readyReads.length === 0) return;
+    const applied = this.fsm.appliedIndex;
+    for (let i = this.readyReads.length - 1; i >= 0; i--) {
+      const r = this.readyReads[i];
+      if (r.index <= applied) {
+        this.readyReads.splice(i, 1);
+        clearTimeout(r.timer);
+        r.resolve();
+      }
+    }
+  }
+
+  private dropRead(r: PendingRead): void {
+    const drop = (arr: PendingRead[]) => {
+      const i = arr.indexOf(r);
+      if (i >= 0) arr.splice(i, 1);
+    };
+    drop(this.waitingReads);
+    drop(this.readyReads);
+    for (const batch of this.issuedReads.values()) drop(batch);
+  }
+
+  async get(key: string, consistency: 'linearizable' | 'stale' = 'linearizable'): Promise<string | null> {
+    if (consistency === 'linearizable') await this.readBarrier();
+    return this.fsm.get(key);
+  }
+
+  // ---- membership -----------------------------------------------------------------------
+
+  /** Proposes one membership change on the leader; resolves once it is applied here. */
+  changeMembership(type: ConfChangeType, nodeId: NodeId, ctx?: MemberContext): Promise<ApplyResult> {
+    const cc = { type, nodeId, context: ctx ? encodeMemberContext(ctx) : new Uint8Array(0) };
+    return this.enqueue(EntryType.ConfChange, encodeConfChange(cc));
+  }
+
+  /**
+   * Adds a node the safe way: as a learner first, waits until it has caught up with the
+   * log, then (unless asLearner) promotes it to voter, so the quorum never waits on an
+   * empty node.
+   */
+  async addMember(nodeId: NodeId, raftAddress: string, apiAddress: string | undefined, asLearner: boolean, catchUpTimeoutMs = 60000): Promise<void> {
+    const conf = this.raw.status().config;
+    const ctx: MemberContext = { raft: raftAddress };
+    if (apiAddress) ctx.api = apiAddress;
+    if (conf.voters.includes(nodeId)) throw new AgentError(`node ${nodeId} is already a voter`, 'conflict');
+    if (!conf.learners.includes(nodeId)) await this.changeMembership(ConfChangeType.AddLearner, nodeId, ctx);
+    if (asLearner) return;
+    await this.waitCaughtUp(nodeId, catchUpTimeoutMs);
+    await this.changeMembership(ConfChangeType.AddVoter, nodeId, ctx);
+  }
+
+  async removeMember(nodeId: NodeId): Promise<void> {
+    const conf = this.raw.status().config;
+    if (!conf.voters.includes(nodeId) && !conf.learners.includes(nodeId)) {
+      throw new AgentError(`node ${nodeId} is not a member of the cluster`, 'invalid');
+    }
+    await this.changeMembership(ConfChangeType.RemoveNode, nodeId);
+  }
+
+  /** Waits until `nodeId` holds every entry the leader had when the call was made. */
+  async waitCaughtUp(nodeId: NodeId, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const target = this.raw.status().lastIndex;
+    for (;;) {
+      if (!this.isLeader()) throw this.notLeader();
+      const pr = this.progress()?.get(nodeId);
+      if (pr && pr.match >= target) return;
+      if (Date.now() > deadline) {
+        throw new AgentError(
+          `node ${nodeId} did not catch up within ${timeoutMs} ms (match ${pr?.match ?? 0} of ${target}); check that its agent is running and reachable`,
+          'timeout',
+        );
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(50, this.opts.heartbeatIntervalMs));
+        t.unref?.();
+      });
+    }
+  }
+
+  /** Hands leadership to `target` (default: the most up-to-date voter); resolves with the new leader. */
+  async transferLeadership(target?: NodeId): Promise<NodeId> {
+    if (!this.isLeader()) throw this.notLeader();
+    const st = this.raw.status();
+    if (target === undefined || target === NONE) {
+      let best: NodeId = NONE;
+      let bestMatch = -1;
+      for (const [id, pr] of st.progress ?? []) {
+        if (id === this.id || pr.isLearner) continue;
+        if (pr.match > bestMatch) {
+          best = id;
+          bestMatch = pr.match;
+        }
+      }
+      if (best === NONE) throw new AgentError('there is no other voter to transfer leadership to', 'invalid');
+      target = best;
+    }
+    if (target === this.id) return this.id;
+    if (!st.config.voters.includes(target)) throw new AgentError(`node ${target} is not a voter`, 'invalid');
+    try {
+      this.raw.transferLeadership(target);
+    } catch (e) {
+      throw new AgentError((e as Error).message, 'conflict');
+    }
+    this.kick();
+    const timeoutMs = this.opts.electionTimeoutMs * 2;
+    await this.waitFor(() => this.lead === target, timeoutMs, `leadership did not move to node ${target} within ${timeoutMs} ms`);
+    return target;
+  }
+
+  private async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new AgentError(what, 'timeout');
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 10);
+        t.unref?.();
+      });
+    }
+  }
+
+  /** Resolves once the state machine has applied `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.fsm.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve) => this.applyWaiters.push({ index, resolve }));
+  }
+
+  private releaseApplyWaiters(): void {
+    if (this.applyWaiters.length === 0) return;
+    const applied = this.fsm.appliedIndex;
+    this.applyWaiters = this.applyWaiters.filter((w) => {
+      if (w.index > applied) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Once leader, records this node's API address in the replicated state if it changed. */
+  private announceApiAddress(): void {
+    const api = this.opts.apiAddress;
+    if (!api || this.fsm.member(this.id)?.apiAddress === api) return;
+    this.propose({ op: Op.MemberMeta, nodeId: this.id, apiAddress: api }).catch(() => {
+      /* retried at the next leadership */
+    });
+  }
+
+  /** Followers announce their API address through the leader's HTTP API; see http/api.ts. */
+  apiAddressRecorded(): boolean {
+    return this.fsm.member(this.id)?.apiAddress === this.opts.apiAddress;
+  }
+
+  // ---- status ----------------------------------------------------------------------------
+
+  status(): Status {
+    return this.raw.status();
+  }
+
+  progress(): Map<NodeId, PeerProgress> | null {
+    return this.raw.status().progress;
+  }
+
+  memberAddress(id: NodeId): MemberContext | undefined {
+    return this.addresses.get(id);
+  }
+
+  private updateGauges(): void {
+    const st = this.raw.status();
+    const m = this.metrics;
+    m.term.set(st.hardState.term);
+    m.leaderId.set(st.softState.lead);
+    m.isLeader.set(st.softState.role === StateRole.Leader ? 1 : 0);
+    m.commitIndex.set(st.hardState.commit);
+    m.appliedIndex.set(this.fsm.appliedIndex);
+    m.lastIndex.set(st.lastIndex);
+    m.logSize.set(Math.max(0, st.lastIndex - st.firstIndex + 1));
+    m.members.set({ role: 'voter' }, st.config.voters.length);
+    m.members.set({ role: 'learner' }, st.config.learners.length);
+    if (st.progress) {
+      for (const [id, pr] of st.progress) m.peerLag.set({ peer: String(id) }, Math.max(0, st.lastIndex - pr.match));
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  private assertRunning(): void {
+    if (this.state === 'ERROR') throw new AgentError(`the agent has stopped after an error: ${this.failure?.message}`, 'failed');
+    if (!this.running) throw new AgentError(`the agent is ${this.state.toLowerCase()}`, 'unavailable');
+  }
+
+  /** A failure that makes it unsafe to go on (storage, a broken invariant): stop acknowledging. */
+  private fail(e: Error, during: string): void {
+    if (this.state === 'ERROR') return;
+    this.failure = e;
+    this.state = 'ERROR';
+    this.running = false;
+    this.log.error({ err: e, during }, 'agent stopped: it no longer acknowledges anything');
+    this.rejectAll(new AgentError(`the agent failed: ${e.message}`, 'failed'));
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    void this.transport?.stop();
+    this.emit('fatal', e);
+  }
+
+  private rejectAll(err: Error): void {
+    this.failQueued(err);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    const reads = [...this.waitingReads.splice(0), ...this.readyReads.splice(0)];
+    for (const batch of this.issuedReads.values()) reads.push(...batch);
+    this.issuedReads.clear();
+    for (const r of reads) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'STOPPED') return;
+    const failed = this.state === 'ERROR';
+    if (!failed) this.state = 'STOPPING';
+    this.running = false;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.loopIdle.catch(() => undefined);
+    this.rejectAll(new AgentError('the agent is shutting down', 'unavailable'));
+    await this.transport?.stop();
+    await this.storage?.close().catch(() => undefined);
+    if (!failed) this.state = 'STOPPED';
+    this.log.info({}, 'agent stopped');
+  }
+}
+
+function encodeBootstrapChange(nodeId: NodeId, ctx: MemberContext): Uint8Array {
+  return encodeConfChange({ type: ConfChangeType.AddVoter, nodeId, context: encodeMemberContext(ctx) });
+}
+
+/** The core and the storage log message-first; pino takes fields first. */
+function messageFirst(l: Logger) {
+  return {
+    debug: (msg: string, f?: Record<string, unknown>) => l.debug(f ?? {}, msg),
+    info: (msg: string, f?: Record<string, unknown>) => l.info(f ?? {}, msg),
+    warn: (msg: string, f?: Record<string, unknown>) => l.warn(f ?? {}, msg),
+    error: (msg: string, f?: Record<string, unknown>) => l.error(f ?? {}, msg),
+  };
+}
+
+export function splitHostPort(addr: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
+  if (!m) throw new AgentError(`"${addr}" is not host:port`, 'invalid');
+  return { host: m[1], port: Number(m[2]) };
+}
