@@ -130,7 +130,8 @@ export function formatWithUnits(value: number, units: readonly Unit[]): string {
   return String(value);
 }
 
+/** "us, ms, s, min, h and d": smallest first, as PostgreSQL's hint lists them. */
 export function unitNames(units: readonly Unit[]): string {
-  const names = units.map((u) => u.name);
+  const names = units.map((u) => u.name).reverse();
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
