@@ -1,0 +1,94 @@
+import { SeededRng } from '../../../agent/raft/rng';
+import { EntryType } from '../../../agent/raft/types';
+import { crc32, crc32Portable } from '../../../agent/storage/crc32';
+import {
+  decodeHardState,
+  decodeSegmentHeader,
+  decodeSnapshot,
+  encodeHardState,
+  encodeRecord,
+  encodeSegmentHeader,
+  encodeSnapshot,
+  readFrame,
+} from '../../../agent/storage/format';
+import { parseSegmentName, parseSnapshotName, segmentName, snapshotName } from '../../../agent/storage/layout';
+import { ent, plain } from './helpers';
+
+describe('storage formats', () => {
+  test('CRC-32 matches the standard check value, and the portable table agrees with zlib', () => {
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
+    expect(crc32Portable(Buffer.from('123456789'))).toBe(0xcbf43926);
+    expect(crc32Portable(new Uint8Array(0))).toBe(0);
+    const rng = new SeededRng(7);
+    for (let n = 0; n < 50; n++) {
+      const data = Buffer.from(Array.from({ length: rng.intn(3000) }, () => rng.intn(256)));
+      expect(crc32Portable(data)).toBe(crc32(data));
+    }
+  });
+
+  test('a record holds its number, the commit index and the entries, and survives a round trip', () => {
+    const entries = [ent(41, 3), { index: 42, term: 4, type: EntryType.ConfChange, data: new Uint8Array([1, 2]) }, ent(43, 4, '')];
+    const buf = encodeRecord(9, 40, entries);
+    const frame = readFrame(buf, 0);
+    if (!frame.ok) throw new Error(frame.reason);
+    expect(frame.end).toBe(buf.length);
+    expect(frame.record.record).toBe(9);
+    expect(frame.record.commit).toBe(40);
+    expect(plain(frame.record.entries)).toEqual(plain(entries));
+  });
+
+  test('indexes and terms up to 2^53-1 are stored exactly; larger values are refused', () => {
+    const big = Number.MAX_SAFE_INTEGER;
+    const frame = readFrame(encodeRecord(big, big - 1, [ent(big - 2, big)]), 0);
+    if (!frame.ok) throw new Error(frame.reason);
+    expect([frame.record.record, frame.record.commit, frame.record.entries[0].index, frame.record.entries[0].term]).toEqual([
+      big,
+      big - 1,
+      big - 2,
+      big,
+    ]);
+    expect(() => encodeRecord(1, 0, [ent(1, 2 ** 53)])).toThrow(RangeError);
+  });
+
+  test('every single-bit flip in a record is detected', () => {
+    const buf = encodeRecord(1, 0, [ent(1, 1, 'abc'), ent(2, 1, 'defg')]);
+    // A trailing record after it, so that no damage can pass for a torn end of file.
+    const two = Buffer.concat([buf, encodeRecord(2, 0, [ent(3, 1)])]);
+    for (let byte = 0; byte < buf.length; byte++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const damaged = Buffer.from(two);
+        damaged[byte] ^= 1 << bit;
+        const frame = readFrame(damaged, 0);
+        expect({ byte, bit, ok: frame.ok }).toEqual({ byte, bit, ok: false });
+      }
+    }
+  });
+
+  test('segment header, hard state and snapshot round trip and reject damage', () => {
+    const header = encodeSegmentHeader(12, 3456);
+    expect(decodeSegmentHeader(header)).toEqual({ segment: 12, firstRecord: 3456 });
+    header[13] ^= 1;
+    expect(decodeSegmentHeader(header)).toEqual({ error: 'segment header checksum mismatch' });
+
+    const hs = encodeHardState({ term: 7, vote: 2, commit: 99 });
+    expect(decodeHardState(hs)).toEqual({ term: 7, vote: 2, commit: 99 });
+    expect(decodeHardState(hs.subarray(0, 39))).toEqual({ error: 'file is 39 bytes, expected 40' });
+
+    const snap = { metadata: { index: 100, term: 5, confState: { voters: [1, 2], learners: [3] } }, data: new Uint8Array([9, 8, 7]) };
+    const file = encodeSnapshot(snap, { segment: 4, record: 77 });
+    expect(decodeSnapshot(file)).toEqual({ snapshot: snap, start: { segment: 4, record: 77 } });
+    file[file.length - 6] ^= 1;
+    expect(decodeSnapshot(file)).toMatchObject({ error: 'snapshot checksum mismatch' });
+  });
+
+  test('file names', () => {
+    expect(segmentName(1)).toBe('segment-0001');
+    expect(segmentName(12345)).toBe('segment-12345');
+    expect(parseSegmentName('segment-0042')).toBe(42);
+    expect(parseSegmentName('segment-42')).toBeNull();
+    expect(parseSegmentName('segment-0042.tmp')).toBeNull();
+    expect(snapshotName(1000, 5)).toBe('snapshot-1000-5.dat');
+    expect(parseSnapshotName('snapshot-1000-5.dat')).toEqual({ index: 1000, term: 5 });
+    expect(parseSnapshotName('snapshot-1000-5.dat.tmp')).toBeNull();
+  });
+});

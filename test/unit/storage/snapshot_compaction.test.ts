@@ -1,0 +1,144 @@
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import { ent, ents, logOf, plain, segmentFiles, snapshotFiles, storageHarness } from './helpers';
+
+const conf = { voters: [1, 2, 3], learners: [] };
+
+describe('DiskStorage snapshots and compaction', () => {
+  const h = storageHarness();
+
+  /** 40 saves of one 60-byte entry each, about three records per 256-byte segment. */
+  async function fillSegments(storage: { save: (r: { entries: ReturnType<typeof ents> }) => Promise<void> }) {
+    for (let i = 1; i <= 40; i++) await storage.save({ entries: [ent(i, 1, 'p'.repeat(60))] });
+  }
+
+  test('compaction after a snapshot deletes the segments before it, and reopen reads none of them', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    const before = await segmentFiles(h.dir());
+    expect(before.length).toBeGreaterThan(10);
+
+    const snap = await storage.createSnapshot(30, conf, Buffer.from('state at 30'));
+    expect(snap.metadata).toEqual({ index: 30, term: 1, confState: conf });
+    await storage.compact(30);
+    expect(storage.firstIndex()).toBe(31);
+    const after = await segmentFiles(h.dir());
+    expect(after.length).toBeLessThan(6);
+    // What is left starts with the segment holding entry 31.
+    expect(after[0] > before[0]).toBe(true);
+    expect(await snapshotFiles(h.dir())).toEqual(['snapshot-30-1.dat']);
+    await storage.close();
+
+    const fs = h.newFs();
+    const { storage: again, logger } = await h.open({ segmentBytes: 256, fs });
+    expect([again.firstIndex(), again.lastIndex()]).toEqual([31, 40]);
+    expect(logOf(again)).toEqual(plain(ents(31, 40, 1).map((e) => ({ ...e, data: Buffer.from('p'.repeat(60)) }))));
+    const read = fs.files('readFile').filter((f) => f.includes('segment-')).map((f) => path.basename(f));
+    expect(read).toEqual(after);
+    expect(logger.warnings).toEqual([]);
+    await again.close();
+  });
+
+  test('a segment left before the snapshot (crash before deletion) is removed at open without being read', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    await storage.createSnapshot(35, conf, new Uint8Array(0));
+    await storage.compact(35);
+    await storage.close();
+    const kept = await segmentFiles(h.dir());
+    // Put garbage where an old segment used to be: reading it would fail its checksums.
+    await fsp.writeFile(path.join(h.dir(), 'log', 'segment-0001'), Buffer.alloc(300, 0xab));
+
+    const fs = h.newFs();
+    const { storage: again, logger } = await h.open({ segmentBytes: 256, fs });
+    expect(again.lastIndex()).toBe(40);
+    expect(fs.files('readFile').some((f) => f.endsWith('segment-0001'))).toBe(false);
+    expect(await segmentFiles(h.dir())).toEqual(kept);
+    expect(logger.lines.some((l) => l.level === 'info' && l.msg.includes('precede the snapshot'))).toBe(true);
+    await again.close();
+  });
+
+  test('only the newest two snapshot files are kept', async () => {
+    const { storage } = await h.open();
+    await storage.save({ entries: ents(1, 20, 2) });
+    for (const i of [5, 10, 15, 20]) await storage.createSnapshot(i, conf, Buffer.from(`s${i}`));
+    expect(await snapshotFiles(h.dir())).toEqual(['snapshot-15-2.dat', 'snapshot-20-2.dat']);
+    await storage.close();
+    const { storage: again } = await h.open();
+    expect(again.snapshot().metadata.index).toBe(20);
+    expect(Buffer.from(again.snapshot().data).toString()).toBe('s20');
+    await again.close();
+  });
+
+  test('a snapshot in the middle of a record replays the entries after it', async () => {
+    const { storage } = await h.open();
+    await storage.save({ hardState: { term: 1, vote: 1, commit: 10 }, entries: ents(1, 10, 1) });
+    await storage.createSnapshot(7, conf, new Uint8Array(0));
+    await storage.compact(7);
+    await storage.close();
+    const { storage: again } = await h.open();
+    expect(logOf(again)).toEqual(plain(ents(8, 10, 1)));
+    expect(again.term(7)).toBe(1);
+    await again.close();
+  });
+
+  test('a snapshot at the last index, then more entries and a conflict', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    await storage.createSnapshot(40, conf, new Uint8Array(0));
+    await storage.compact(40);
+    await storage.save({ hardState: { term: 2, vote: 2, commit: 40 }, entries: ents(41, 45, 2) });
+    await storage.save({ hardState: { term: 3, vote: 3, commit: 40 }, entries: ents(43, 44, 3) });
+    await storage.close();
+    const { storage: again } = await h.open({ segmentBytes: 256 });
+    expect(logOf(again)).toEqual(plain([...ents(41, 42, 2), ...ents(43, 44, 3)]));
+    expect(again.firstIndex()).toBe(41);
+    await again.close();
+  });
+
+  test('compacting beyond the snapshot drops entries from memory but keeps the files restart needs', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    await storage.createSnapshot(10, conf, new Uint8Array(0));
+    const before = await segmentFiles(h.dir());
+    await storage.compact(30);
+    expect(storage.firstIndex()).toBe(31);
+    const after = await segmentFiles(h.dir());
+    expect(after.length).toBeLessThan(before.length);
+    await storage.close();
+    // Restart begins at the snapshot: entries 11..40 are all there.
+    const { storage: again } = await h.open({ segmentBytes: 256 });
+    expect([again.firstIndex(), again.lastIndex()]).toEqual([11, 40]);
+    await again.close();
+  });
+
+  test('snapshot requests the model would refuse are refused the same way', async () => {
+    const { storage } = await h.open();
+    await storage.save({ entries: ents(1, 5, 1) });
+    await expect(storage.createSnapshot(6, conf, new Uint8Array(0))).rejects.toThrow('not available');
+    const s = await storage.createSnapshot(3, conf, new Uint8Array(0));
+    expect(await storage.createSnapshot(2, conf, new Uint8Array(0))).toBe(s);
+    await expect(storage.compact(9)).rejects.toThrow('not available');
+    expect(storage.failed).toBeNull();
+    await storage.close();
+  });
+
+  test('a data directory holding only a snapshot (restored from a backup) opens at that snapshot', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    await storage.createSnapshot(33, conf, Buffer.from('backup'));
+    await storage.close();
+    await fsp.rm(path.join(h.dir(), 'log'), { recursive: true });
+    await fsp.rm(path.join(h.dir(), 'state'), { recursive: true });
+
+    const { storage: restored } = await h.open({ segmentBytes: 256 });
+    expect([restored.firstIndex(), restored.lastIndex()]).toEqual([34, 33]);
+    expect(restored.initialState()).toEqual({ hardState: { term: 0, vote: 0, commit: 33 }, confState: conf });
+    await restored.save({ hardState: { term: 4, vote: 1, commit: 33 }, entries: ents(34, 36, 4) });
+    await restored.close();
+
+    const { storage: again } = await h.open({ segmentBytes: 256 });
+    expect(logOf(again)).toEqual(plain(ents(34, 36, 4)));
+    await again.close();
+  });
+});
