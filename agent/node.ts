@@ -45,6 +45,11 @@ export interface AgentOptions {
   bootstrap?: { id: NodeId; raftAddress: string; apiAddress?: string }[];
   /** How long a proposal or read may wait before it fails. */
   requestTimeoutMs?: number;
+  /**
+   * Most log entries the leader holds beyond the commit index before it refuses new writes,
+   * so a leader cut off from its quorum cannot grow without bound. Default 100000.
+   */
+  maxUncommittedEntries?: number;
   logger: Logger;
   metrics?: AgentMetrics;
 }
@@ -539,6 +544,17 @@ export class Agent extends EventEmitter {
 
   /** Moves queued proposals into the core, at most batch_size per Ready. */
   private feedProposals(): void {
+    if (this.proposalQueue.length === 0) return;
+    const st = this.raw.status();
+    if (st.lastIndex - st.hardState.commit >= (this.opts.maxUncommittedEntries ?? 100000)) {
+      this.failQueued(
+        new AgentError(
+          `${st.lastIndex - st.hardState.commit} writes are waiting for a quorum; refusing more until the followers catch up`,
+          'unavailable',
+        ),
+      );
+      return;
+    }
     const n = Math.min(this.proposalQueue.length, this.opts.batchSize);
     for (let i = 0; i < n; i++) {
       const q = this.proposalQueue.shift()!;
