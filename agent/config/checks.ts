@@ -72,41 +72,50 @@ function list(names: readonly SettingName[]): string {
   return q.length === 1 ? q[0] : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1]}`;
 }
 
-const timing: Check = {
-  uses: ['election_timeout', 'heartbeat_interval'],
-  run(ctx) {
-    const { election_timeout: election, heartbeat_interval: heartbeat } = ctx.config;
-    const both: SettingName[] = ['election_timeout', 'heartbeat_interval'];
-    const time = (ms: number) => formatValue('election_timeout', ms);
-    if (election <= heartbeat) {
-      return [
-        issue(
-          ctx,
-          'error',
-          both,
-          (show) =>
-            `${show('election_timeout')} must be greater than ${show('heartbeat_interval')}: ` +
-              'followers would start elections between two heartbeats of a healthy leader',
-          `keep election_timeout at least 10 × heartbeat_interval, e.g. election_timeout = ${time(10 * heartbeat)}`,
-        ),
-      ];
-    }
-    if (election < 10 * heartbeat) {
-      return [
-        issue(
-          ctx,
-          'warning',
-          both,
-          (show) =>
-            `${show('election_timeout')} is less than 10 × ${show('heartbeat_interval')}: ` +
-              'a few late heartbeats will start needless elections',
-          `raise election_timeout to ${time(10 * heartbeat)} or lower heartbeat_interval to ${time(Math.floor(election / 10))}`,
-        ),
-      ];
-    }
-    return [];
-  },
-};
+/**
+ * Two times where `short` must stay well below `long`: an error when it is not below at all,
+ * a warning when it is above long / factor. The issue goes to the first of `placeAt` that
+ * was set somewhere; texts receive the two values in milliseconds.
+ */
+function keepBelow(o: {
+  short: SettingName;
+  long: SettingName;
+  factor: number;
+  placeAt: readonly SettingName[];
+  error: (show: Show) => string;
+  errorHint: (short: number, long: number) => string;
+  warning: (show: Show) => string;
+  warningHint: (short: number, long: number) => string;
+}): Check {
+  return {
+    uses: [o.short, o.long],
+    run(ctx) {
+      const short = ctx.config[o.short] as number;
+      const long = ctx.config[o.long] as number;
+      if (short >= long) return [issue(ctx, 'error', o.placeAt, o.error, o.errorHint(short, long))];
+      if (short * o.factor > long) return [issue(ctx, 'warning', o.placeAt, o.warning, o.warningHint(short, long))];
+      return [];
+    },
+  };
+}
+
+const ms = (n: number): string => formatValue('election_timeout', n);
+
+/** The best practices' rule: election_timeout >= 10 × heartbeat_interval. */
+const timing = keepBelow({
+  short: 'heartbeat_interval',
+  long: 'election_timeout',
+  factor: 10,
+  placeAt: ['election_timeout', 'heartbeat_interval'],
+  error: (show) =>
+    `${show('election_timeout')} must be greater than ${show('heartbeat_interval')}: ` +
+    'followers would start elections between two heartbeats of a healthy leader',
+  errorHint: (heartbeat) => `keep election_timeout at least 10 × heartbeat_interval, e.g. election_timeout = ${ms(10 * heartbeat)}`,
+  warning: (show) =>
+    `${show('election_timeout')} is less than 10 × ${show('heartbeat_interval')}: a few late heartbeats will start needless elections`,
+  warningHint: (heartbeat, election) =>
+    `raise election_timeout to ${ms(10 * heartbeat)} or lower heartbeat_interval to ${ms(Math.floor(election / 10))}`,
+});
 
 /** PostgreSQL's port from the files, or its default. */
 function postgresPort(ctx: CheckContext): { port: number; where: string } | null {
@@ -328,4 +337,38 @@ const rpcTimeout: Check = {
   },
 };
 
-export const CHECKS: readonly Check[] = [timing, ports, tlsAllOrNone, tlsFiles, oneToken, membership, rpcTimeout];
+/** The SQL status functions take a state file older than status_timeout for a dead agent. */
+const stateFile = keepBelow({
+  short: 'state_file_interval',
+  long: 'status_timeout',
+  factor: 2,
+  placeAt: ['state_file_interval', 'status_timeout'],
+  error: (show) =>
+    `${show('state_file_interval')} is not below ${show('status_timeout')}: ` +
+    'the status functions would report a running agent as STOPPED between two writes of its state file',
+  errorHint: (_, timeout) => `keep state_file_interval well below status_timeout, e.g. ${ms(Math.floor(timeout / 6))}`,
+  warning: (show) =>
+    `${show('state_file_interval')} is more than half of ${show('status_timeout')}: ` +
+    'one late write of the state file makes the status functions report the agent as STOPPED',
+  warningHint: (_, timeout) => `keep state_file_interval well below status_timeout, e.g. ${ms(Math.floor(timeout / 6))}`,
+});
+
+const SQL_READ: readonly SettingName[] = (Object.keys(SETTINGS) as SettingName[]).filter((n) => specOf(n).readBySql);
+
+/** The SQL functions read some settings from PostgreSQL, which never sees the agent's environment. */
+const sqlSeesFiles: Check = {
+  uses: SQL_READ,
+  run(ctx) {
+    return SQL_READ.filter((n) => ctx.sources[n].kind === 'env' || ctx.sources[n].kind === 'option').map((n) =>
+      issue(
+        ctx,
+        'warning',
+        [n],
+        `the SQL functions inside PostgreSQL read ${qualified(n)} too, and do not see this value: they keep the one in postgresql.conf (or their default)`,
+        `set ${qualified(n)} in postgresql.conf (or with ALTER SYSTEM) so that the agent and SQL agree`,
+      ),
+    );
+  },
+};
+
+export const CHECKS: readonly Check[] = [timing, ports, tlsAllOrNone, tlsFiles, oneToken, membership, rpcTimeout, stateFile, sqlSeesFiles];

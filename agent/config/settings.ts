@@ -25,6 +25,7 @@ export const SETTINGS = {
     default: 'pgraft-cluster',
     check: (s) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(s) ? null : `"${s}" is not a valid cluster id`),
     hint: "use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. 'production-cluster'",
+    range: "up to 63 letters, digits, '.', '_', '-'",
     live: false,
     group: 'identity',
     description:
@@ -41,6 +42,7 @@ export const SETTINGS = {
     default: '127.0.0.1',
     check: hostProblem,
     hint: "give an IP address or host name, e.g. pgraft.address = '10.0.1.11'",
+    range: 'IP address or host name',
     live: false,
     group: 'identity',
     description:
@@ -225,6 +227,7 @@ export const SETTINGS = {
     default: 'host=/var/run/postgresql dbname=postgres',
     check: (s) => (s.trim() === '' ? 'must not be empty' : null),
     hint: "give a libpq connection string, e.g. 'host=/var/run/postgresql port=5432 dbname=postgres user=postgres'",
+    range: 'keyword=value pairs or a postgresql:// URI',
     live: false,
     group: 'postgres',
     description:
@@ -234,18 +237,30 @@ export const SETTINGS = {
     default: 5000,
     min: 100,
     max: 10 * MINUTE,
+    readBySql: true,
     live: true,
     group: 'postgres',
-    description: 'How long a pgraft_* SQL function waits for the agent to answer before it fails with an error.',
+    description:
+      'How long a pgraft_* SQL function waits for the agent to answer before it fails with an error; the agent gives up on a request it cannot complete within this time. Read by the SQL functions too.',
+  }),
+  status_timeout: time({
+    default: 1500,
+    min: 100,
+    max: 10 * MINUTE,
+    readBySql: true,
+    live: true,
+    group: 'postgres',
+    description:
+      'Age at which the SQL status functions (pgraft_get_leader(), pgraft_get_worker_state(), ...) take the state file for stale and report the agent as STOPPED. Read by the SQL functions.',
   }),
   state_file_interval: time({
-    default: 1000,
+    default: 250,
     min: 10,
     max: MINUTE,
     live: true,
     group: 'postgres',
     description:
-      'How often the agent rewrites the state file that read-only status functions (pgraft_get_leader(), pgraft_get_worker_state(), ...) read; they report a node whose file is stale as not RUNNING.',
+      'How often the agent rewrites the state file those status functions read, so that they work on a hot standby; well below status_timeout.',
   }),
 };
 

@@ -24,6 +24,11 @@ export interface SettingSpec<T> {
   readonly live: boolean;
   /** Never shown: listings and reload reports say that it changed, not what it is. */
   readonly secret: boolean;
+  /**
+   * Also read by the SQL functions inside PostgreSQL (current_setting), which see
+   * postgresql.conf and ALTER SYSTEM but not the agent's environment or options.
+   */
+  readonly readBySql?: boolean;
   readonly group: SettingGroup;
   readonly description: string;
   /** The text of a line or variable to a value; the problem otherwise, in the operator's words. */
@@ -34,6 +39,7 @@ export interface SettingSpec<T> {
 }
 
 interface Common {
+  readonly readBySql?: boolean;
   readonly live: boolean;
   readonly group: SettingGroup;
   readonly description: string;
@@ -112,13 +118,13 @@ export const size = (o: NumericOptions): SettingSpec<number> => numeric('size', 
 
 function stringSpec<T extends string | null>(
   type: 'string' | 'path',
-  o: Common & { readonly default: T | undefined; readonly secret?: boolean },
+  o: Common & { readonly default: T | undefined; readonly secret?: boolean; readonly range?: string },
   check: (s: string) => Checked<T>,
 ): SettingSpec<T> {
   return {
     ...o,
     type,
-    range: '',
+    range: o.range ?? (type === 'path' ? 'absolute path' : ''),
     secret: o.secret ?? false,
     parse: check,
     format: (s) => (s === null ? NOT_SET : quote(s)),
@@ -126,9 +132,17 @@ function stringSpec<T extends string | null>(
   };
 }
 
-/** A string; `check` returns what is wrong with a value, or null. */
+/** A string. */
 export function text(
-  o: Common & { readonly default: string; readonly check?: (s: string) => string | null; readonly hint?: string },
+  o: Common & {
+    readonly default: string;
+    /** What is wrong with a value, or null. */
+    readonly check?: (s: string) => string | null;
+    /** What to do when `check` finds a problem. */
+    readonly hint?: string;
+    /** The accepted values in words, for the reference. */
+    readonly range?: string;
+  },
 ): SettingSpec<string> {
   return stringSpec('string', o, (s) => {
     const problem = o.check?.(s) ?? null;

@@ -76,7 +76,8 @@ describe('loading', () => {
       auth_token_file: null,
       pg_conninfo: 'host=/var/run/postgresql dbname=postgres',
       rpc_timeout: 5000,
-      state_file_interval: 1000,
+      status_timeout: 1500,
+      state_file_interval: 250,
     });
     expect(sources.port).toEqual({ kind: 'default' });
     expect(sources.node_id).toEqual({ kind: 'file', file: expect.stringMatching(/postgresql\.conf$/), line: 1 });
@@ -429,6 +430,27 @@ describe('relations between settings', () => {
     expect(warnings(`${BASE}pgraft.rpc_timeout = 500\n`)).toEqual([
       expect.stringMatching(/^postgresql\.conf:3: pgraft\.rpc_timeout = 500ms is shorter than pgraft\.election_timeout = 1s \(default\)/),
     ]);
+  });
+
+  it('keeps the state file fresher than the age at which SQL reports the agent as STOPPED', () => {
+    expect(errors(`${BASE}pgraft.state_file_interval = 2s\n`)).toEqual([
+      'postgresql.conf:3: pgraft.state_file_interval = 2s is not below pgraft.status_timeout = 1500ms (default): ' +
+        'the status functions would report a running agent as STOPPED between two writes of its state file\n' +
+        '    hint: keep state_file_interval well below status_timeout, e.g. 250ms',
+    ]);
+    expect(warnings(`${BASE}pgraft.state_file_interval = 1s\n`)).toEqual([
+      expect.stringMatching(/^postgresql\.conf:3: pgraft\.state_file_interval = 1s is more than half of pgraft\.status_timeout = 1500ms \(default\)/),
+    ]);
+    expect(warnings(`${BASE}pgraft.state_file_interval = 1s\npgraft.status_timeout = 5s\n`)).toEqual([]);
+  });
+
+  it('warns that the SQL functions do not see settings they read when those come from the environment', () => {
+    expect(warnings(BASE, { env: { PGRAFT_RPC_TIMEOUT: '10s', PGRAFT_NODE_ID: '2' } })).toEqual([
+      'environment variable PGRAFT_RPC_TIMEOUT: the SQL functions inside PostgreSQL read pgraft.rpc_timeout too, and do not see this value: ' +
+        'they keep the one in postgresql.conf (or their default)\n' +
+        '    hint: set pgraft.rpc_timeout in postgresql.conf (or with ALTER SYSTEM) so that the agent and SQL agree',
+    ]);
+    expect(warnings(`${BASE}pgraft.rpc_timeout = 10s\n`)).toEqual([]);
   });
 
   it('checks addresses and cluster ids', () => {
