@@ -1,5 +1,4 @@
 import { cloneConfState } from '../raft/confchange';
-import { MemoryStorage } from '../raft/memory_storage';
 import { ConfState, Entry, HardState, Snapshot, Storage, UnavailableError } from '../raft/types';
 import { StorageClosedError, StorageFailedError } from './errors';
 import {
@@ -12,6 +11,7 @@ import {
   SEGMENT_HEADER_BYTES,
 } from './format';
 import { FsFile, FsOps, nodeFsOps } from './fs_ops';
+import { LogCache } from './log_cache';
 import { HARD_STATE_NAME, Layout, listSnapshots, snapshotName, writeFileAtomic } from './layout';
 import { silentLogger, StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
@@ -53,8 +53,8 @@ interface SavePlan {
 /**
  * The durable Raft log: segments of checksummed records, an atomically replaced hard-state
  * file and snapshot files (see format.ts and layout.ts). Reads are served synchronously from
- * an in-memory copy of the log since the last snapshot, which behaves exactly like
- * MemoryStorage; writes go to disk first and reach the copy only once durable.
+ * an in-memory copy of the log since the last snapshot (LogCache), which behaves like
+ * MemoryStorage; writes go to disk first and reach the copy only once written.
  *
  * Group commit: each save() builds one buffer, writes it once and fsyncs the log once, however
  * many entries it holds. Saves, snapshots and compactions run one at a time in call order.
@@ -63,7 +63,7 @@ interface SavePlan {
  * is refused, so the node stops acknowledging instead of acknowledging what is not on disk.
  */
 export class DiskStorage implements Storage {
-  private readonly mem = new MemoryStorage();
+  private readonly log = new LogCache();
   private readonly fs: FsOps;
   private readonly logger: StorageLogger;
   private readonly layout: Layout;
@@ -108,10 +108,9 @@ export class DiskStorage implements Storage {
     this.logger = logger;
     this.layout = layout;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    if (rec.snapshot) this.mem.applySnapshot(rec.snapshot);
-    this.mem.append(rec.entries);
+    if (rec.snapshot) this.log.applySnapshot(rec.snapshot);
+    this.log.append(rec.entries);
     this.hardState = rec.hardState;
-    this.mem.setHardState(rec.hardState);
     this.stored = rec.storedTermVote;
     this.durableCommit = rec.durableCommit;
     this.writtenCommit = rec.durableCommit;
@@ -126,27 +125,27 @@ export class DiskStorage implements Storage {
   // ---- Storage: answered from memory ----
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return this.mem.initialState();
+    return { hardState: { ...this.hardState }, confState: cloneConfState(this.log.snapshot().metadata.confState) };
   }
 
   entries(lo: number, hi: number, maxBytes?: number): Entry[] {
-    return this.mem.entries(lo, hi, maxBytes);
+    return this.log.entries(lo, hi, maxBytes);
   }
 
   term(i: number): number {
-    return this.mem.term(i);
+    return this.log.term(i);
   }
 
   firstIndex(): number {
-    return this.mem.firstIndex();
+    return this.log.firstIndex();
   }
 
   lastIndex(): number {
-    return this.mem.lastIndex();
+    return this.log.lastIndex();
   }
 
   snapshot(): Snapshot {
-    return this.mem.snapshot();
+    return this.log.snapshot();
   }
 
   /** Why the storage refuses writes, or null while it is healthy. */
@@ -179,22 +178,22 @@ export class DiskStorage implements Storage {
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     return this.mutation(async () => {
-      const current = this.mem.snapshot();
+      const current = this.log.snapshot();
       if (index <= current.metadata.index) return current;
-      const last = this.mem.lastIndex();
+      const last = this.log.lastIndex();
       if (index > last) throw new UnavailableError(index, last);
-      const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState: cloneConfState(confState) }, data };
+      const snap: Snapshot = { metadata: { index, term: this.log.term(index), confState: cloneConfState(confState) }, data };
       const start = index < last ? this.index.find(index + 1) : this.endOfLog();
       await this.io(async () => {
         // The snapshot points into the log; what it points at must be durable before it is.
         if (this.unsynced) await this.syncLog();
         await this.writeSnapshotFile(snap, start);
       });
-      const made = this.mem.createSnapshot(index, confState, data);
+      this.log.recordSnapshot(snap);
       this.snapshotStart = start;
       this.durableCommit = Math.max(this.durableCommit, index);
       await this.pruneSnapshots();
-      return made;
+      return snap;
     });
   }
 
@@ -205,11 +204,11 @@ export class DiskStorage implements Storage {
    */
   compact(index: number): Promise<void> {
     return this.mutation(async () => {
-      this.mem.compact(index);
-      const first = this.mem.firstIndex();
+      this.log.compact(index);
+      const first = this.log.firstIndex();
       this.index.dropBefore(first);
       const probe = Math.max(index + 1, first);
-      const holding = probe <= this.mem.lastIndex() ? this.index.find(probe).segment : this.activeSegment();
+      const holding = probe <= this.log.lastIndex() ? this.index.find(probe).segment : this.activeSegment();
       await this.removeSegmentsBefore(Math.min(this.snapshotStart.segment, holding));
     });
   }
@@ -242,9 +241,9 @@ export class DiskStorage implements Storage {
   /** Checks a save against the log as MemoryStorage.append would, before anything is written. */
   private plan(req: SaveRequest): SavePlan {
     let snapshot = req.snapshot ?? null;
-    if (snapshot && snapshot.metadata.index <= this.mem.snapshot().metadata.index) snapshot = null;
-    const first = snapshot ? snapshot.metadata.index + 1 : this.mem.firstIndex();
-    const last = snapshot ? snapshot.metadata.index : this.mem.lastIndex();
+    if (snapshot && snapshot.metadata.index <= this.log.snapshot().metadata.index) snapshot = null;
+    const first = snapshot ? snapshot.metadata.index + 1 : this.log.firstIndex();
+    const last = snapshot ? snapshot.metadata.index : this.log.lastIndex();
     let entries = req.entries ?? [];
     for (let k = 1; k < entries.length; k++) {
       if (entries[k].index !== entries[0].index + k) {
@@ -284,12 +283,9 @@ export class DiskStorage implements Storage {
     if (plan.record) {
       await this.appendRecord(plan.record, plan.entries[0].index);
       if (plan.mustSync) await this.syncLog();
-      this.mem.append(plan.entries);
+      this.log.append(plan.entries);
     }
-    if (hs) {
-      this.hardState = { ...hs };
-      this.mem.setHardState(hs);
-    }
+    if (hs) this.hardState = { ...hs };
   }
 
   /** A snapshot from the leader: everything in the log before it is superseded. */
@@ -298,7 +294,7 @@ export class DiskStorage implements Storage {
     if (this.activeSize > SEGMENT_HEADER_BYTES) await this.roll();
     const start = this.endOfLog();
     await this.writeSnapshotFile(snap, start);
-    this.mem.applySnapshot(snap);
+    this.log.applySnapshot(snap);
     this.index.clear();
     this.snapshotStart = start;
     this.durableCommit = Math.max(this.durableCommit, snap.metadata.index);

@@ -2,7 +2,8 @@ import { MemoryStorage } from '../../../agent/raft/memory_storage';
 import { SeededRng } from '../../../agent/raft/rng';
 import { ConfState, Entry, EntryType, HardState, Snapshot } from '../../../agent/raft/types';
 import { DiskStorage } from '../../../agent/storage/disk_storage';
-import { logOf, storageHarness, TestFs } from './helpers';
+import { LogCache } from '../../../agent/storage/log_cache';
+import { logOf, plain, storageHarness, TestFs } from './helpers';
 
 /**
  * Random sequences of what a Raft driver does to its storage, applied to DiskStorage and to
@@ -154,6 +155,68 @@ describe('DiskStorage behaves like MemoryStorage', () => {
       // Every kind of operation was exercised.
       for (const what of ['append', 'commit', 'vote', 'createSnapshot', 'compact', 'leaderSnapshot', 'restart', 'crash']) {
         expect({ what, ran: (counts[what] ?? 0) > 0 }).toEqual({ what, ran: true });
+      }
+    });
+  }
+});
+
+/**
+ * The in-memory half alone, against the model, with many more steps than disk allows and the
+ * calls the driver should not make (reads out of range, appends with gaps) included: both
+ * must answer or throw alike.
+ */
+describe('LogCache behaves like MemoryStorage', () => {
+  function outcome(f: () => unknown): unknown {
+    try {
+      const v = f();
+      return { value: Array.isArray(v) ? plain(v as Entry[]) : v };
+    } catch (e) {
+      return { error: (e as Error).name, message: (e as Error).message };
+    }
+  }
+
+  for (const seed of [11, 12, 13]) {
+    test(`seed ${seed}`, () => {
+      const rng = new SeededRng(seed);
+      const model = new MemoryStorage();
+      const cache = new LogCache();
+      let term = 1;
+      for (let step = 0; step < 3000; step++) {
+        const last = model.lastIndex();
+        const roll = rng.intn(100);
+        if (roll < 50) {
+          if (rng.chance(0.2)) term++;
+          const from = Math.max(0, last + 2 - rng.intn(last + 4));
+          const batch = Array.from({ length: rng.intn(6) }, (_, k) => ({
+            index: from + k,
+            term,
+            type: EntryType.Normal,
+            data: new Uint8Array([k]),
+          }));
+          expect(outcome(() => cache.append(batch))).toEqual(outcome(() => model.append(batch)));
+        } else if (roll < 60) {
+          const index = rng.intn(last + 3);
+          expect(outcome(() => cache.compact(index))).toEqual(outcome(() => model.compact(index)));
+        } else if (roll < 65) {
+          const index = model.snapshot().metadata.index + 1 + rng.intn(last - model.snapshot().metadata.index + 5);
+          const snap: Snapshot = { metadata: { index, term, confState: { voters: [1], learners: [] } }, data: new Uint8Array(0) };
+          cache.applySnapshot(snap);
+          model.applySnapshot(snap);
+        } else if (roll < 70) {
+          const index = model.firstIndex() + rng.intn(Math.max(1, last - model.firstIndex() + 1));
+          if (index > model.snapshot().metadata.index && index <= last) {
+            const fromModel = model.createSnapshot(index, { voters: [2], learners: [] }, new Uint8Array([1]));
+            cache.recordSnapshot(fromModel);
+          }
+        } else {
+          const lo = rng.intn(last + 3);
+          const hi = lo + rng.intn(6) - 1;
+          const maxBytes = rng.chance(0.3) ? rng.intn(3) : undefined;
+          expect(outcome(() => cache.entries(lo, hi, maxBytes))).toEqual(outcome(() => model.entries(lo, hi, maxBytes)));
+          expect(outcome(() => cache.term(lo))).toEqual(outcome(() => model.term(lo)));
+        }
+        expect([cache.firstIndex(), cache.lastIndex()]).toEqual([model.firstIndex(), model.lastIndex()]);
+        expect(cache.snapshot()).toEqual(model.snapshot());
       }
     });
   }
