@@ -8,8 +8,7 @@ import * as fs from 'fs';
 import { describeFsError } from './conf_files';
 import { ConfigIssue, SettingSource, Severity, describeSource } from './issues';
 import { formatEndpoint, isLoopback } from './members';
-import { PgraftConfig, SETTINGS, SettingName, qualified } from './settings';
-import { SettingSpec } from './spec';
+import { PgraftConfig, SETTING_NAMES, SettingName, formatValue, qualified, specOf } from './settings';
 import { parseNumber } from './values';
 
 export interface PostgresSetting {
@@ -28,16 +27,6 @@ export interface Check {
   /** The settings it reads. */
   readonly uses: readonly SettingName[];
   run(ctx: CheckContext): ConfigIssue[];
-}
-
-export function specOf(name: SettingName): SettingSpec<unknown> {
-  return SETTINGS[name];
-}
-
-/** The value as written in postgresql.conf; secrets are not shown. */
-export function formatValue(name: SettingName, value: unknown): string {
-  const spec = specOf(name);
-  return spec.secret && value !== null ? '(hidden)' : spec.format(value);
 }
 
 /** `pgraft.heartbeat_interval = 200ms (/etc/postgresql/15/main/postgresql.conf:4)` */
@@ -353,7 +342,7 @@ const stateFile = keepBelow({
   warningHint: (_, timeout) => `keep state_file_interval well below status_timeout, e.g. ${ms(Math.floor(timeout / 6))}`,
 });
 
-const SQL_READ: readonly SettingName[] = (Object.keys(SETTINGS) as SettingName[]).filter((n) => specOf(n).readBySql);
+const SQL_READ: readonly SettingName[] = SETTING_NAMES.filter((n) => specOf(n).readBySql);
 
 /** The SQL functions read some settings from PostgreSQL, which never sees the agent's environment. */
 const sqlSeesFiles: Check = {

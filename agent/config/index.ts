@@ -11,7 +11,6 @@ export { evaluateConfig, loadConfig } from './load';
 export type { LoadOptions, LoadOutcome, LoadedConfig } from './load';
 export { describeChange, reloadConfig } from './reload';
 export type { ReloadResult, SettingChange } from './reload';
-export { PREFIX, SETTINGS, SETTING_NAMES, envVariable, qualified } from './settings';
+export { PREFIX, SETTINGS, SETTING_NAMES, envVariable, formatValue, qualified } from './settings';
 export type { Member, PgraftConfig, SettingName, SettingValue } from './settings';
-export { formatValue } from './checks';
 export { settingsReference } from './reference';

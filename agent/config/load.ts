@@ -6,10 +6,10 @@
  * relations between settings.
  */
 import * as fs from 'fs';
-import { CHECKS, CheckContext, PostgresSetting, specOf } from './checks';
+import { CHECKS, CheckContext, PostgresSetting } from './checks';
 import { ConfigFileSpec, describeFsError, readConfFiles } from './conf_files';
 import { ConfigError, ConfigIssue, DEFAULT_SOURCE, SettingSource } from './issues';
-import { PREFIX, PgraftConfig, SETTING_NAMES, SettingName, envVariable, isSettingName, qualified } from './settings';
+import { PREFIX, PgraftConfig, SETTING_NAMES, SettingName, envVariable, isSettingName, qualified, specOf } from './settings';
 import { closest, editDistance } from './suggest';
 
 export interface LoadOptions {
@@ -17,8 +17,8 @@ export interface LoadOptions {
   readonly files: readonly (string | ConfigFileSpec)[];
   /** Where PGRAFT_* variables are looked up; process.env when omitted. */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Values that override files and environment (e.g. from the command line), by setting name. */
-  readonly options?: Readonly<Partial<Record<SettingName, string>>>;
+  /** Values that override files and environment (command-line options), as text, by setting name. */
+  readonly overrides?: Readonly<Partial<Record<SettingName, string>>>;
 }
 
 export interface LoadedConfig {
@@ -53,13 +53,15 @@ function unknownSetting(written: string, source: SettingSource): ConfigIssue {
     message: `unknown setting "${written}"${guess ? `; did you mean "${PREFIX}.${guess}"?` : ''}`,
     hint: guess
       ? undefined
-      : 'docs/configuration.md lists every pgraft setting; the agent refuses names it does not know so that a misspelled one does not silently leave the default in force',
+      : 'docs/configuration.md lists every pgraft setting; the agent refuses names it does not know ' +
+        'so that a misspelled one does not silently leave the default in force',
   };
 }
 
 function badValue(name: SettingName, raw: RawValue, problem: string, hint?: string): ConfigIssue {
   const shown = specOf(name).secret ? '' : ` "${raw.text}"`;
-  return { severity: 'error', setting: qualified(name), source: raw.source, message: `invalid value${shown} for ${qualified(name)}: ${problem}`, hint };
+  const message = `invalid value${shown} for ${qualified(name)}: ${problem}`;
+  return { severity: 'error', setting: qualified(name), source: raw.source, message, hint };
 }
 
 function missing(name: SettingName, files: readonly string[]): ConfigIssue {
@@ -82,14 +84,13 @@ function readTokenFile(file: string, source: SettingSource): { token: string | n
       issues.push({ ...at, severity: 'error', message: `the token file '${file}' is empty`, hint: 'write the API token into it' });
     }
     if ((fs.statSync(file).mode & 0o007) !== 0) {
-      issues.push({ ...at, severity: 'warning', message: `the token file '${file}' can be read by every user of this machine`, hint: `chmod 600 '${file}'` });
+      const message = `the token file '${file}' can be read by every user of this machine`;
+      issues.push({ ...at, severity: 'warning', message, hint: `chmod 600 '${file}'` });
     }
     return { token, issues };
   } catch (err) {
-    return {
-      token: null,
-      issues: [{ ...at, severity: 'error', message: `cannot read the token file '${file}': ${describeFsError(err)}`, hint: "check the path, and that the agent's user may read the file" }],
-    };
+    const message = `cannot read the token file '${file}': ${describeFsError(err)}`;
+    return { token: null, issues: [{ ...at, severity: 'error', message, hint: "check the path, and that the agent's user may read the file" }] };
   }
 }
 
@@ -110,7 +111,7 @@ function inReadingOrder(issues: readonly ConfigIssue[], files: readonly string[]
 
 /**
  * Loads the configuration without throwing: either the configuration (with its warnings) or
- * every error found. `options.files` are read in order; env defaults to process.env.
+ * every error found. `files` are read in order; `env` defaults to process.env.
  */
 export function evaluateConfig(loadOptions: LoadOptions): LoadOutcome {
   const env = loadOptions.env ?? process.env;
@@ -160,7 +161,7 @@ export function evaluateConfig(loadOptions: LoadOptions): LoadOutcome {
     }
   }
 
-  for (const [name, text] of Object.entries(loadOptions.options ?? {})) {
+  for (const [name, text] of Object.entries(loadOptions.overrides ?? {})) {
     if (text === undefined) continue;
     if (isSettingName(name)) raw.set(name, { text, source: { kind: 'option' } });
     else errors.push(unknownSetting(`${PREFIX}.${name}`, { kind: 'option' }));
@@ -202,11 +203,10 @@ export function evaluateConfig(loadOptions: LoadOptions): LoadOutcome {
     sources.auth_token = sources.auth_token_file;
   }
 
-  if (errors.length > 0) return { ok: false, errors: inReadingOrder(errors, read.filesRead), warnings: inReadingOrder(warnings, read.filesRead) };
-  return {
-    ok: true,
-    loaded: { config: values as PgraftConfig, sources, warnings: inReadingOrder(warnings, read.filesRead), filesRead: read.filesRead, loadOptions },
-  };
+  const sortedWarnings = inReadingOrder(warnings, read.filesRead);
+  if (errors.length > 0) return { ok: false, errors: inReadingOrder(errors, read.filesRead), warnings: sortedWarnings };
+  const config = values as PgraftConfig;
+  return { ok: true, loaded: { config, sources, warnings: sortedWarnings, filesRead: read.filesRead, loadOptions } };
 }
 
 /** Loads the configuration, or throws a ConfigError listing every error found. */

@@ -3,8 +3,7 @@
  * documentation cannot drift from the code (a unit test compares the two).
  */
 import { NOT_SET, SettingGroup } from './spec';
-import { SETTING_NAMES, envVariable, qualified } from './settings';
-import { specOf } from './checks';
+import { SETTING_NAMES, envVariable, qualified, specOf } from './settings';
 
 const GROUP_TITLES: Record<SettingGroup, string> = {
   identity: 'Identity and network',

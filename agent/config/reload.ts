@@ -4,10 +4,9 @@
  * change while running and leave the rest at its running value until the next restart,
  * reporting it as pending. Wiring the signal is the agent's business; this is the decision.
  */
-import { formatValue, specOf } from './checks';
 import { ConfigIssue, SettingSource, describeSource } from './issues';
 import { LoadOptions, LoadedConfig, evaluateConfig } from './load';
-import { PgraftConfig, SETTING_NAMES, SettingName, qualified } from './settings';
+import { PgraftConfig, SETTING_NAMES, SettingName, formatValue, qualified, specOf } from './settings';
 
 export interface SettingChange {
   readonly name: SettingName;

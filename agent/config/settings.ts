@@ -279,6 +279,17 @@ export const PREFIX = 'pgraft';
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 
+/** A setting's entry, for code that handles every setting alike. */
+export function specOf(name: SettingName): SettingSpec<unknown> {
+  return SETTINGS[name];
+}
+
+/** The value as written in postgresql.conf; secrets are not shown. */
+export function formatValue(name: SettingName, value: unknown): string {
+  const spec = specOf(name);
+  return spec.secret && value !== null ? '(hidden)' : spec.format(value);
+}
+
 export function isSettingName(name: string): name is SettingName {
   return Object.hasOwn(SETTINGS, name);
 }

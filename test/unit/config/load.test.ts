@@ -6,6 +6,8 @@ import {
   LoadOptions,
   LoadOutcome,
   LoadedConfig,
+  Member,
+  PgraftConfig,
   defaultConfigFiles,
   evaluateConfig,
   formatIssue,
@@ -119,6 +121,17 @@ describe('loading', () => {
       check_quorum: false,
       log_level: 'warn',
     });
+  });
+
+  it('types each field of the config object after its setting', () => {
+    const config: PgraftConfig = ok(`${BASE}pgraft.log_level = debug\n`).config;
+    // Assignments that tsc (npm run typecheck) rejects if a field's type drifts.
+    const nodeId: number = config.node_id;
+    const level: 'debug' | 'info' | 'warn' | 'error' = config.log_level;
+    const cert: string | null = config.tls_cert_file;
+    const members: readonly Member[] = config.initial_cluster;
+    const metrics: boolean = config.metrics_enabled;
+    expect([nodeId, level, cert, members, metrics]).toEqual([1, 'debug', null, [], false]);
   });
 
   it('parses initial_cluster into members', () => {
@@ -251,10 +264,10 @@ describe('environment variables', () => {
   });
 
   it('are overridden in turn by options given by the caller', () => {
-    const loaded = ok(BASE, { env: { PGRAFT_NODE_ID: '3' }, options: { node_id: '4' } });
+    const loaded = ok(BASE, { env: { PGRAFT_NODE_ID: '3' }, overrides: { node_id: '4' } });
     expect(loaded.config.node_id).toBe(4);
     expect(loaded.sources.node_id).toEqual({ kind: 'option' });
-    expect(errors(BASE, { options: { nodeid: '4' } as never })).toEqual([
+    expect(errors(BASE, { overrides: { nodeid: '4' } as never })).toEqual([
       'command-line option: unknown setting "pgraft.nodeid"; did you mean "pgraft.node_id"?',
     ]);
   });
