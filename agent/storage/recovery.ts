@@ -45,8 +45,6 @@ export interface RecoveredState {
 export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger): Promise<RecoveredState> {
   for (const dir of [layout.logDir, layout.stateDir, layout.snapshotDir]) await fs.mkdirs(dir);
   await fs.syncDir(layout.dataDir);
-  await removeTempFiles(fs, layout.stateDir);
-  await removeTempFiles(fs, layout.snapshotDir);
 
   const stored = await readHardState(fs, layout);
   const snap = await readNewestSnapshot(fs, layout);
@@ -68,8 +66,8 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     }
   }
 
-  // Read and check everything before changing anything on disk, so that a refusal to start
-  // leaves the directory exactly as the crash left it.
+  // Read and check everything before changing anything, so that a refusal to start leaves
+  // the data directory as the crash left it, for whoever investigates.
   const replay = new Replay(snapIndex);
   let expected: number | null = null;
   let endOfLog = 0;
@@ -154,6 +152,8 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
   }
 
   // From here on the log is known good; repair what a crash left behind.
+  await removeTempFiles(fs, layout.stateDir);
+  await removeTempFiles(fs, layout.snapshotDir);
   for (const n of obsolete) await fs.remove(layout.segmentPath(n));
   if (obsolete.length > 0) {
     logger.info('removed log segments that precede the snapshot', { count: obsolete.length, snapshotIndex: snapIndex });

@@ -86,6 +86,24 @@ describe('DiskStorage after a failed write or fsync', () => {
     await again.close();
   });
 
+  test('a snapshot from the leader that fails to install leaves the old log in force after restart', async () => {
+    const { storage, fs } = await h.open();
+    await storage.save({ hardState: { term: 1, vote: 1, commit: 5 }, entries: ents(1, 10, 1) });
+    fs.failNext('rename', 'EIO', (f) => f.includes('snapshot-50-2'));
+    const snap = { metadata: { index: 50, term: 2, confState: { voters: [1], learners: [] } }, data: new Uint8Array(0) };
+    await expect(
+      storage.save({ hardState: { term: 2, vote: 0, commit: 50 }, snapshot: snap, entries: ents(51, 52, 2) }),
+    ).rejects.toThrow(StorageFailedError);
+    expect([storage.snapshot().metadata.index, storage.lastIndex()]).toEqual([0, 10]);
+    await fs.crash();
+
+    const { storage: again } = await h.open();
+    expect([again.snapshot().metadata.index, again.firstIndex(), again.lastIndex()]).toEqual([0, 1, 10]);
+    // The new term was written before the snapshot failed; that is safe, and it stays.
+    expect(again.initialState().hardState).toEqual({ term: 2, vote: 0, commit: 5 });
+    await again.close();
+  });
+
   test('a failure creating the next segment fails the storage', async () => {
     const { storage, fs } = await h.open({ segmentBytes: 200 });
     await storage.save({ entries: ents(1, 5, 1) });
