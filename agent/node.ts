@@ -270,6 +270,18 @@ export class Agent extends EventEmitter {
     this.log.info({ voters: members.map((m) => m.id) }, 'bootstrapped a new cluster');
   }
 
+  /** Applies new election and heartbeat timeouts without a restart (SIGHUP). */
+  setTimeouts(electionTimeoutMs: number, heartbeatIntervalMs: number): void {
+    this.raw.setTimeouts(Math.max(2, Math.round(electionTimeoutMs / heartbeatIntervalMs)), 1);
+    this.opts.electionTimeoutMs = electionTimeoutMs;
+    if (heartbeatIntervalMs !== this.opts.heartbeatIntervalMs) {
+      this.opts.heartbeatIntervalMs = heartbeatIntervalMs;
+      if (this.tickTimer) clearInterval(this.tickTimer);
+      this.tickTimer = setInterval(() => this.onTick(), heartbeatIntervalMs);
+      this.tickTimer.unref?.();
+    }
+  }
+
   get port(): number {
     return this.transport.port;
   }

@@ -74,8 +74,8 @@ export class Raft {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  readonly electionTimeout: number;
-  readonly heartbeatTimeout: number;
+  electionTimeout: number;
+  heartbeatTimeout: number;
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly maxSizePerMsg: number;
@@ -238,6 +238,16 @@ export class Raft {
   }
 
   // ---- time -------------------------------------------------------------------------------
+
+  /** Changes the timeouts (a configuration reload); takes effect from the next timeout. */
+  setTimeouts(electionTick: number, heartbeatTick: number): void {
+    if (heartbeatTick <= 0 || electionTick <= heartbeatTick) {
+      throw new Error(`electionTick (${electionTick}) must be greater than heartbeatTick (${heartbeatTick}) > 0`);
+    }
+    this.electionTimeout = electionTick;
+    this.heartbeatTimeout = heartbeatTick;
+    this.resetRandomizedElectionTimeout();
+  }
 
   tick(): void {
     if (this.state === StateRole.Leader) this.tickHeartbeat();

@@ -113,6 +113,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** Changes the election and heartbeat timeouts, in ticks (a configuration reload). */
+  setTimeouts(electionTick: number, heartbeatTick: number): void {
+    this.raft.setTimeouts(electionTick, heartbeatTick);
+  }
+
   /** Campaign now (as if the election timeout elapsed). */
   campaign(): void {
     this.raft.step(emptyMessage(MessageType.Hup, this.raft.id, this.raft.id));

@@ -213,3 +213,18 @@ describe('check-quorum (thesis §6.2)', () => {
     }
   });
 });
+
+describe('timeouts changed at run time (configuration reload)', () => {
+  test('a longer election timeout delays the next election accordingly', () => {
+    const n = new RawNode({ id: 1, storage: storageWithLog([1, 2, 3], []), rng: new SeededRng(3), electionTick: 10, heartbeatTick: 1 });
+    n.setTimeouts(50, 1);
+    let ticks = 0;
+    while (n.status().softState.role === StateRole.Follower) {
+      n.tick();
+      ticks++;
+    }
+    expect(ticks).toBeGreaterThanOrEqual(50);
+    expect(ticks).toBeLessThan(100);
+    expect(() => n.setTimeouts(1, 1)).toThrow(/greater than heartbeatTick/);
+  });
+});
