@@ -28,6 +28,8 @@ export interface StreamContext {
   nodeId: NodeId;
   clusterId: string;
   logger: Logger;
+  /** Whether connect() opens TLS connections (for clearer failure messages). */
+  tls: boolean;
   /** Opens a plain or TLS connection. */
   connect(host: string, port: number): net.Socket;
   maxQueueBytes: number;
@@ -212,8 +214,12 @@ export class PeerStream {
     sock.on('drain', () => {
       if (this.socket === sock) this.flush();
     });
-    sock.on('error', (err) => this.fail(sock, err));
-    sock.on('close', () => this.fail(sock, new Error('connection closed by the peer')));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      // A reset during the handshake is how a TLS or handshake refusal often shows up here.
+      const reset = this.state === 'connecting' && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      this.fail(sock, reset ? new Error(`${err.message}: ${this.closedMessage()}`) : err);
+    });
+    sock.on('close', () => this.fail(sock, new Error(this.closedMessage())));
     sock.write(encodeHello({ nodeId: this.ctx.nodeId, toNodeId: this.id, clusterId: this.ctx.clusterId }));
   }
 
@@ -271,6 +277,14 @@ export class PeerStream {
     else this.ctx.logger.debug(fields, `connected to peer ${this.id}`);
     this.failureLogged = false;
     this.flush();
+  }
+
+  private closedMessage(): string {
+    if (this.state !== 'connecting') return 'connection closed by the peer';
+    return this.ctx.tls
+      ? 'the peer closed the connection during the handshake; it may not accept this node\'s certificate ' +
+          '(are both signed by the same cluster CA?) or may not use TLS'
+      : 'the peer closed the connection during the handshake; it may expect TLS (every node needs the same TLS settings)';
   }
 
   private awaitSnapshotAck(index: number): void {

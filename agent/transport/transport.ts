@@ -114,6 +114,7 @@ export class PeerTransport {
       nodeId: options.nodeId,
       clusterId: options.clusterId,
       logger: log,
+      tls: options.tls !== undefined,
       connect: (host, port) => this.connect(host, port),
       maxQueueBytes: this.opts.maxQueueBytes,
       maxQueueMessages: this.opts.maxQueueMessages,
@@ -308,12 +309,16 @@ export class PeerTransport {
           `${files.keyFile} are a matching PEM certificate and key`,
       );
     }
-    server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {
-      const remote = `${sock.remoteAddress}:${sock.remotePort}`;
-      const msg =
-        `refused a peer connection from ${remote}: TLS handshake failed (${err.message}). The peer must present a ` +
-        `certificate signed by this cluster's CA (${files.caFile}) and speak TLS`;
-      const fields = { remote, err: err.message };
+    server.on('tlsClientError', (err: Error & { code?: string; reason?: string }, sock: tls.TLSSocket) => {
+      // Node destroys a socket whose certificate fails verification before reporting it, so
+      // the address may be gone; authorizationError still names the verification failure.
+      const remote = sock.remoteAddress ? `${sock.remoteAddress}:${sock.remotePort}` : 'an address no longer known';
+      const msg = sock.authorizationError
+        ? `refused a peer connection from ${remote}: its certificate was not accepted (${sock.authorizationError}); ` +
+          `only nodes with certificates signed by the cluster CA in ${files.caFile} may connect`
+        : `refused a peer connection from ${remote}: TLS handshake failed (${err.reason ?? err.code ?? err.message}); ` +
+          'the peer does not speak TLS or presented no certificate. Every node needs the same TLS settings';
+      const fields = { remote, err: err.message, authorizationError: sock.authorizationError };
       if (this.throttle.shouldLog(`tls:${sock.remoteAddress}`)) this.opts.logger.warn(fields, msg);
       else this.opts.logger.debug(fields, msg);
       sock.destroy();
