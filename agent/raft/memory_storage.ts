@@ -89,7 +89,9 @@ export class MemoryStorage implements Storage {
     if (offset > this.ents.length) {
       throw new Error(`missing log entry: last index is ${this.lastIndex()}, appending at ${entries[0].index}`);
     }
-    this.ents = this.ents.slice(0, offset).concat(entries);
+    // In place: truncate a conflicting suffix, then push (no copy of the whole log per append).
+    this.ents.length = offset;
+    for (const e of entries) this.ents.push(e);
   }
 }
 
