@@ -239,6 +239,19 @@ export class Raft {
 
   // ---- time -------------------------------------------------------------------------------
 
+  /**
+   * A follower forgets its leader (e.g. the leader's connections reset: it crashed). It stays
+   * a follower in its term but no longer holds the leader's lease, so it grants pre-votes at
+   * once and may campaign early. Only liveness changes: a pre-vote still needs a majority, and
+   * voters that still hear from a live leader keep refusing.
+   */
+  forgetLeader(): void {
+    if (this.state !== StateRole.Follower || this.lead === NONE) return;
+    this.lead = NONE;
+    // Treat the lease as expired too: "heard from the leader" is no longer known to be true.
+    this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout);
+  }
+
   /** Changes the timeouts (a configuration reload); takes effect from the next timeout. */
   setTimeouts(electionTick: number, heartbeatTick: number): void {
     if (heartbeatTick <= 0 || electionTick <= heartbeatTick) {

@@ -113,6 +113,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** A follower forgets its leader and its lease (see Raft.forgetLeader). */
+  forgetLeader(): void {
+    this.raft.forgetLeader();
+  }
+
   /** Changes the election and heartbeat timeouts, in ticks (a configuration reload). */
   setTimeouts(electionTick: number, heartbeatTick: number): void {
     this.raft.setTimeouts(electionTick, heartbeatTick);

@@ -228,3 +228,29 @@ describe('timeouts changed at run time (configuration reload)', () => {
     expect(() => n.setTimeouts(1, 1)).toThrow(/greater than heartbeatTick/);
   });
 });
+
+describe('forgetting a crashed leader (fast failover)', () => {
+  test('followers that forget the leader elect a new one within one election timeout', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.isolate(1); // the leader is gone
+    c.get(2).node.forgetLeader();
+    c.get(3).node.forgetLeader();
+    let ticks = 0;
+    while (c.leader() !== 2 && c.leader() !== 3) {
+      c.tick(2);
+      c.tick(3);
+      ticks++;
+      expect(ticks).toBeLessThan(10);
+    }
+  });
+
+  test('a follower that forgets its leader is still refused by a voter that hears from a live leader', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.get(2).node.forgetLeader(); // node 2 alone thinks the leader is gone
+    for (let i = 0; i < 10; i++) c.tick(2);
+    expect(c.leader()).toBe(1);
+    expect(c.get(3).node.status().softState.lead).toBe(1);
+  });
+});
