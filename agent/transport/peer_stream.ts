@@ -21,6 +21,11 @@ import { SendQueue } from './send_queue';
  */
 const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
 
+/** Frames below this size are batched into one socket write; larger ones are written as they are. */
+const BATCH_FRAME_BYTES = 16 * 1024;
+/** Size at which a batch of small frames is written out. */
+const BATCH_BYTES = 64 * 1024;
+
 /** A refusal by the peer (wrong cluster, version or node): retrying soon will not cure it. */
 class Refusal extends Error {}
 
@@ -154,27 +159,43 @@ export class PeerStream {
   /** Hands queued frames to the socket while it has room; called after offers and on drain. */
   flush(): void {
     const sock = this.socket;
-    if (this.state !== 'ready' || sock === null || sock.writableLength >= SOCKET_HIGH_WATER_BYTES) return;
-    sock.cork();
-    while (sock.writableLength < SOCKET_HIGH_WATER_BYTES) {
+    if (this.state !== 'ready' || sock === null) return;
+    // Small frames are copied into one buffer per write: a socket write costs far more
+    // than copying a heartbeat, so this is what keeps small-message throughput high.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const writeBatch = () => {
+      if (batch.length === 0) return;
+      sock.write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
+      batch = [];
+      batchBytes = 0;
+    };
+    while (sock.writableLength + batchBytes < SOCKET_HIGH_WATER_BYTES) {
       const item = this.queue.shift();
       if (item === undefined) break;
       this.sent++;
-      if (item.snapshotIndex === null) {
-        sock.write(item.frame);
-      } else {
+      if (item.snapshotIndex !== null) {
+        writeBatch();
         const index = item.snapshotIndex;
         sock.write(item.frame, (err) => {
           if (!err) this.awaitSnapshotAck(index);
         });
+      } else if (item.frame.length >= BATCH_FRAME_BYTES) {
+        writeBatch();
+        sock.write(item.frame);
+      } else {
+        batch.push(item.frame);
+        batchBytes += item.frame.length;
+        if (batchBytes >= BATCH_BYTES) writeBatch();
       }
     }
-    sock.uncork();
+    writeBatch();
     if (this.dropping && this.queue.length === 0) {
       this.dropping = false;
       this.ctx.throttle.reset(`queue-full:${this.id}`);
     }
   }
+
 
   /** Closes the connection and forgets everything queued, without reporting to callbacks. */
   close(): void {
