@@ -167,9 +167,15 @@ export class Agent extends EventEmitter {
   private readonly addresses = new Map<NodeId, MemberContext>();
   private lead: NodeId = NONE;
   private role: StateRole = StateRole.Follower;
-  private readonly requestTimeoutMs: number;
+  private requestTimeoutMs: number;
   private applyWaiters: { index: number; resolve(): void }[] = [];
   private loopIdle: Promise<void> = Promise.resolve();
+  /** Entries up to here were applied in an earlier run; applying them again at start is no news. */
+  private replayedUpTo = 0;
+  /** The term in which this node last became leader. */
+  private leaderTerm = 0;
+  /** The last leader known, for "previous" in the log line of the next election. */
+  private lastLeader: NodeId = NONE;
 
   private constructor(opts: AgentOptions) {
     super();
@@ -217,8 +223,12 @@ export class Agent extends EventEmitter {
       maxInflightMsgs: o.maxInflightMessages,
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
-      logger: messageFirst(this.log),
+      // The agent reports elections, membership changes and snapshots itself, one info line
+      // each (onSoftState, onConfChangeApplied, installSnapshot); the core's own account of
+      // them is debug detail. Its warnings stay warnings.
+      logger: messageFirst(this.log, 'debug'),
     });
+    this.replayedUpTo = this.raw.status().hardState.commit;
 
     this.transport = new PeerTransport({
       nodeId: o.nodeId,
@@ -284,6 +294,31 @@ export class Agent extends EventEmitter {
 
   get port(): number {
     return this.transport.port;
+  }
+
+  /**
+   * Settings a configuration reload may change while the agent runs; each is read where it
+   * is used, so the next snapshot, compaction, batch or request follows the new value.
+   */
+  updateSettings(s: Partial<Pick<AgentOptions, 'snapshotInterval' | 'maxLogEntries' | 'compactionThreshold' | 'batchSize' | 'requestTimeoutMs'>>): void {
+    if (s.snapshotInterval !== undefined) this.opts.snapshotInterval = s.snapshotInterval;
+    if (s.maxLogEntries !== undefined) this.opts.maxLogEntries = s.maxLogEntries;
+    if (s.compactionThreshold !== undefined) this.opts.compactionThreshold = s.compactionThreshold;
+    if (s.batchSize !== undefined) this.opts.batchSize = s.batchSize;
+    if (s.requestTimeoutMs !== undefined) this.requestTimeoutMs = s.requestTimeoutMs;
+  }
+
+  /**
+   * Tells the transport how to reach a member before the log does. A node joining an
+   * existing cluster has an empty log: without this it could not answer the leader's first
+   * messages, and would never receive the entries that name the members.
+   */
+  learnMemberAddress(id: NodeId, raftAddress: string, apiAddress?: string): void {
+    if (id === this.id || this.addresses.has(id)) return;
+    const ctx: MemberContext = { raft: raftAddress };
+    if (apiAddress) ctx.api = apiAddress;
+    this.addresses.set(id, ctx);
+    this.setPeer(id, ctx);
   }
 
   // ---- the loop -------------------------------------------------------------------------------
@@ -378,6 +413,8 @@ export class Agent extends EventEmitter {
       if (m.type === MessageType.Heartbeat) {
         this.counters.heartbeatsSent++;
         this.metrics.heartbeatsSent.inc();
+      } else if (m.type === MessageType.Snap && m.snapshot) {
+        this.log.info({ to: m.to, index: m.snapshot.metadata.index, term: m.snapshot.metadata.term }, `sending a snapshot to node ${m.to}`);
       }
     }
     this.counters.messagesSent += msgs.length;
@@ -396,7 +433,18 @@ export class Agent extends EventEmitter {
       const prev = this.lead;
       this.lead = lead;
       this.metrics.leaderChanges.inc();
-      if (lead !== NONE) this.log.info({ leader: lead, previous: prev, term: this.raw.status().hardState.term }, 'leader elected');
+      const term = this.raw.status().hardState.term;
+      const previous = this.lastLeader;
+      if (lead !== NONE) this.lastLeader = lead;
+      if (lead === this.id) {
+        this.leaderTerm = term;
+        this.log.info({ term, previous }, 'became leader');
+      } else if (lead !== NONE) {
+        this.log.info({ leader: lead, previous, term }, 'leader elected');
+      } else if (prev === this.id && term === this.leaderTerm) {
+        this.log.warn({ term }, 'stepped down as leader: no quorum heard from within an election timeout');
+      }
+      // Otherwise an election is under way; its outcome gets the line.
       this.emit('leader', lead);
     }
     if (wasLeader && role !== StateRole.Leader) {
@@ -442,7 +490,8 @@ export class Agent extends EventEmitter {
       }
     }
     const c = this.fsm.conf;
-    this.log.info({ voters: c.voters, learners: c.learners, index: e.index }, 'membership change committed');
+    const level = e.index <= this.replayedUpTo ? 'debug' : 'info';
+    this.log[level]({ voters: c.voters, learners: c.learners, index: e.index }, 'membership change committed');
     this.emit('membership');
   }
 
@@ -892,10 +941,10 @@ function encodeBootstrapChange(nodeId: NodeId, ctx: MemberContext): Uint8Array {
 }
 
 /** The core and the storage log message-first; pino takes fields first. */
-function messageFirst(l: Logger) {
+function messageFirst(l: Logger, infoAs: 'info' | 'debug' = 'info') {
   return {
     debug: (msg: string, f?: Record<string, unknown>) => l.debug(f ?? {}, msg),
-    info: (msg: string, f?: Record<string, unknown>) => l.info(f ?? {}, msg),
+    info: (msg: string, f?: Record<string, unknown>) => l[infoAs](f ?? {}, msg),
     warn: (msg: string, f?: Record<string, unknown>) => l.warn(f ?? {}, msg),
     error: (msg: string, f?: Record<string, unknown>) => l.error(f ?? {}, msg),
   };
