@@ -1,4 +1,5 @@
-import { reproduceCommand, runSeed } from './simulator';
+import { addResult, emptyBatch } from './batch';
+import { runSeed } from './simulator';
 
 /**
  * `npm run sim -- --seeds A..B --nodes N [--trace] [--ticks T]`
@@ -73,40 +74,26 @@ function main(): void {
     process.exit(2);
   }
   const started = process.hrtime.bigint();
-  let runs = 0;
-  let steps = 0;
-  let failures = 0;
-  let leaders = 0;
-  let snapshots = 0;
-  let confChanges = 0;
-  let reads = 0;
-  let worstRecovery = 0;
+  const total = emptyBatch();
   const trace = args.trace ? (line: string) => console.log(line) : undefined;
   for (const nodes of args.nodes) {
     for (let seed = args.from; seed <= args.to; seed++) {
       if (trace !== undefined) console.log(`=== seed ${seed}, ${nodes} nodes ===`);
       const r = runSeed(seed, { nodes, chaosTicks: args.ticks, trace });
-      runs++;
-      steps += r.steps;
-      leaders += r.stats.leaders;
-      snapshots += r.stats.snapshotsSent;
-      confChanges += r.stats.confChanges;
-      reads += r.stats.readsServed;
-      worstRecovery = Math.max(worstRecovery, r.stats.recoveryTicks);
-      if (r.failure === null) continue;
-      failures++;
-      console.log(`FAIL seed ${seed} (${nodes} nodes): ${r.failure}`);
+      const failure = addResult(total, r, args.ticks);
+      if (failure === null) continue;
+      console.log(`FAIL ${failure}`);
       if (args.trace && r.stack !== null) console.log(r.stack);
-      console.log(`  reproduce: ${reproduceCommand(r, args.ticks)}`);
     }
   }
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const t = total;
   console.log(
-    `sim: seeds ${args.from}..${args.to}, nodes ${args.nodes.join(',')}: ${runs} runs, ${steps} steps, ${failures} failures ` +
-      `(${leaders} leaders, ${confChanges} conf changes, ${snapshots} snapshots sent, ${reads} reads checked, ` +
-      `slowest recovery ${worstRecovery} ticks; ${secs.toFixed(1)}s)`,
+    `sim: seeds ${args.from}..${args.to}, nodes ${args.nodes.join(',')}: ${t.runs} runs, ${t.steps} steps, ${t.failures.length} failures ` +
+      `(${t.leaders} leaders, ${t.confChanges} conf changes, ${t.snapshotsSent} snapshots sent, ${t.readsServed} reads checked, ` +
+      `slowest recovery ${t.slowestRecovery} ticks; ${secs.toFixed(1)}s)`,
   );
-  process.exit(failures === 0 ? 0 : 1);
+  process.exit(total.failures.length === 0 ? 0 : 1);
 }
 
 if (require.main === module) main();

@@ -19,6 +19,10 @@ export enum EventKind {
   World,
   /** Node `node` is shut down for good (it was removed from the cluster). */
   Shutdown,
+  /** Incarnation `inc` of node `node` crashes (a fault aimed at a new leader). */
+  Crash,
+  /** Node `node` is cut off from everyone (a fault aimed at a new leader). */
+  Isolate,
 }
 
 export interface SimEvent {

@@ -6,7 +6,7 @@ import { EventKind, EventQueue, UNITS_PER_TICK } from './events';
 export interface FaultRates {
   loss: number;
   duplicate: number;
-  /** Chance that a message is held back for up to MAX_EXTRA_DELAY (which reorders it). */
+  /** Chance that a message is held back (which reorders it). */
   delay: number;
 }
 
@@ -14,8 +14,10 @@ export const NO_FAULTS: FaultRates = { loss: 0, duplicate: 0, delay: 0 };
 
 /** Normal one-way latency: 1..BASE_LATENCY units, well under a tick. */
 const BASE_LATENCY = 4;
-/** A delayed message arrives up to this much later: several heartbeats, under an election timeout. */
-const MAX_EXTRA_DELAY = 6 * UNITS_PER_TICK;
+/** A delayed message usually arrives up to a few heartbeats late... */
+const SHORT_EXTRA_DELAY = 6 * UNITS_PER_TICK;
+/** ...but sometimes after more than an election timeout, when the cluster has moved on (a stalled link). */
+const LONG_EXTRA_DELAY = 30 * UNITS_PER_TICK;
 
 /** Node ids stay below this, so an ordered pair packs into one number. */
 const PAIR = 1 << 16;
@@ -51,7 +53,9 @@ export class Network {
 
   private latency(): number {
     let d = 1 + this.rng.intn(BASE_LATENCY);
-    if (this.faults.delay > 0 && this.rng.chance(this.faults.delay)) d += this.rng.intn(MAX_EXTRA_DELAY);
+    if (this.faults.delay > 0 && this.rng.chance(this.faults.delay)) {
+      d += this.rng.intn(this.rng.chance(0.25) ? LONG_EXTRA_DELAY : SHORT_EXTRA_DELAY);
+    }
     return d;
   }
 
@@ -76,6 +80,13 @@ export class Network {
 
   healPartitions(): void {
     this.blocked.clear();
+  }
+
+  /** Restores every link to and from `id`, leaving other partitions in place. */
+  reconnect(id: NodeId): void {
+    for (const pair of [...this.blocked]) {
+      if (Math.floor(pair / PAIR) === id || pair % PAIR === id) this.blocked.delete(pair);
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { applyConfChange, cloneConfState, decodeConfChange } from '../../agent/raft/confchange';
 import { MemoryStorage } from '../../agent/raft/memory_storage';
-import { bootstrapLog, RaftLogger, RawNode } from '../../agent/raft/rawnode';
+import { bootstrapLog, RaftConfig, RaftLogger, RawNode } from '../../agent/raft/rawnode';
 import {
   ConfChange,
   ConfState,
@@ -22,12 +22,14 @@ import { chainNext, decodeReadContext, encodeReadContext, entryHash, KvStateMach
 export interface DriverEnv {
   readonly checker: SafetyChecker;
   readonly rng: Rng;
-  readonly electionTick: number;
-  readonly heartbeatTick: number;
+  /** Passed to every RawNode (ids, storage and rng aside). */
+  readonly raftConfig: Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied' | 'logger'>;
   /** Hands a message from node `src` to the network; `incarnation` identifies the sending process. */
   send(m: Message, src: NodeId, incarnation: number): void;
   /** Some node applied the membership change at `index`. */
   confChangeApplied(index: number, cc: ConfChange): void;
+  /** This node just became leader (its Ready is still being handled). */
+  becameLeader(n: NodeDriver): void;
   /** Node `id` applied the write with this id. */
   writeApplied(id: NodeId, writeId: number): void;
   /** Debug output, or null when tracing is off (the hot path checks for null first). */
@@ -95,8 +97,7 @@ export class NodeDriver {
       id: this.id,
       storage: this.storage,
       rng: this.env.rng,
-      electionTick: this.env.electionTick,
-      heartbeatTick: this.env.heartbeatTick,
+      ...this.env.raftConfig,
       applied: snap.metadata.index,
       logger: this.env.trace === null ? undefined : traceLogger(this.id, this.env.trace),
     });
@@ -136,11 +137,13 @@ export class NodeDriver {
     if (rd.entries.length > 0) this.persistEntries(rd.entries);
     if (rd.hardState !== null) this.persistHardState(rd.hardState);
     if (rd.softState !== null || rd.hardState !== null) {
+      const wasLeader = this.role === StateRole.Leader;
       if (rd.softState !== null) {
         this.role = rd.softState.role;
         this.lead = rd.softState.lead;
       }
       this.env.checker.roleObserved(this.id, this.role, this.lead, this.hard.term);
+      if (!wasLeader && this.role === StateRole.Leader) this.env.becameLeader(this);
     }
     // 2. Only now may messages leave.
     for (const m of rd.messages) {

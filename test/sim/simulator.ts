@@ -33,6 +33,9 @@ export const CHAOS_TICKS = 300;
 export const LIVENESS_TICKS = 20 * ELECTION_TICK;
 /** A liveness write not applied everywhere after this long is proposed again (it may have been lost with its leader). */
 const PROBE_RETRY_TICKS = 3 * ELECTION_TICK;
+/** Chances that a leader elected during the chaos phase is isolated within three ticks, or crashes within two. */
+const LEADER_ISOLATE_CHANCE = 0.35;
+const LEADER_CRASH_CHANCE = 0.15;
 /** A run that takes more steps than this has gone wrong (a message storm). */
 const MAX_STEPS = 3_000_000;
 
@@ -123,11 +126,11 @@ class Simulation implements ClusterOps {
     this.env = {
       checker: this.checker,
       rng: this.rng,
-      electionTick: ELECTION_TICK,
-      heartbeatTick: HEARTBEAT_TICK,
+      raftConfig: this.drawRaftConfig(),
       trace: this.trace,
       send: (m, src, inc) => sim.network.send(m, src, inc),
       confChangeApplied: (index, cc) => sim.confChangeApplied(index, cc),
+      becameLeader: (n) => sim.becameLeader(n),
       writeApplied: (node, writeId) => sim.probes.get(writeId)?.add(node),
     };
   }
@@ -153,6 +156,27 @@ class Simulation implements ClusterOps {
     this.stats.leaders = this.checker.leaderTerms;
     this.stats.messages = this.network.sent;
     return { seed: this.seed, nodes: this.size, steps: this.steps, failure, stack, stats: this.stats };
+  }
+
+  /**
+   * Flow-control limits and optional features vary by seed: tiny messages and windows make a
+   * new leader replicate old entries one at a time (the Figure 8 situation), tiny apply batches
+   * split committed entries over many Readies, and turning pre-vote or check-quorum off lets
+   * partitioned nodes disrupt terms.
+   */
+  private drawRaftConfig(): DriverEnv['raftConfig'] {
+    const rng = this.rng;
+    const cfg = {
+      electionTick: ELECTION_TICK,
+      heartbeatTick: HEARTBEAT_TICK,
+      maxSizePerMsg: [1, 16, 1024 * 1024][rng.intn(3)],
+      maxInflightMsgs: [1, 4, 256][rng.intn(3)],
+      maxCommittedSizePerReady: [1, 64 * 1024 * 1024][rng.intn(2)],
+      preVote: rng.chance(0.5),
+      checkQuorum: rng.chance(0.5),
+    };
+    if (this.trace !== null) this.trace(`raft config: ${JSON.stringify(cfg)}`);
+    return cfg;
   }
 
   private boot(): void {
@@ -196,6 +220,17 @@ class Simulation implements ClusterOps {
           break;
         case EventKind.Shutdown:
           this.shutdown(ev.node);
+          break;
+        case EventKind.Crash: {
+          const n = this.drivers.get(ev.node)!;
+          if (n.raw !== null && n.incarnation === ev.inc && !this.healed) this.crash(n);
+          break;
+        }
+        case EventKind.Isolate:
+          if (!this.healed) {
+            if (this.trace !== null) this.log(`isolate n${ev.node}`);
+            this.isolate(ev.node);
+          }
           break;
       }
     }
@@ -301,6 +336,24 @@ class Simulation implements ClusterOps {
     this.queue.push(this.queue.now + 1 + this.rng.intn(3 * UNITS_PER_TICK), EventKind.Shutdown, cc.nodeId);
   }
 
+  /**
+   * Some new leaders are cut off or crash before they have replicated much. That leaves
+   * entries of several terms on different minorities: the history of the Raft paper's
+   * Figure 8, which catches a leader that commits an earlier term's entries by counting
+   * replicas. Isolation is checked at delivery, so an isolation due in a few units stops
+   * part of what the leader already sent.
+   */
+  private becameLeader(n: NodeDriver): void {
+    if (this.trace !== null) this.log(`n${n.id} became leader`);
+    if (this.queue.now >= this.chaosEnd) return;
+    const r = this.rng.next();
+    if (r < LEADER_ISOLATE_CHANCE) {
+      this.queue.push(this.queue.now + this.rng.intn(3 * UNITS_PER_TICK), EventKind.Isolate, n.id);
+    } else if (r < LEADER_ISOLATE_CHANCE + LEADER_CRASH_CHANCE) {
+      this.queue.push(this.queue.now + 1 + this.rng.intn(2 * UNITS_PER_TICK), EventKind.Crash, n.id, null, 0, n.incarnation);
+    }
+  }
+
   private shutdown(id: NodeId): void {
     const n = this.drivers.get(id)!;
     this.log(`shutdown n${id} (removed from the cluster)`);
@@ -352,6 +405,11 @@ class Simulation implements ClusterOps {
     this.step(`partition [${a.join(',')}] | [${b.join(',')}]`, null, () => this.network.partition(a, b));
   }
 
+  isolate(id: NodeId): void {
+    const rest = this.members().filter((n) => n.id !== id).map((n) => n.id);
+    this.partition([id], rest);
+  }
+
   cut(from: NodeId[], to: NodeId[]): void {
     this.step(`cut [${from.join(',')}] -> [${to.join(',')}]`, null, () => this.network.cut(from, to));
   }
@@ -359,6 +417,11 @@ class Simulation implements ClusterOps {
   healPartitions(): void {
     if (!this.network.partitioned) return;
     this.step('heal partitions', null, () => this.network.healPartitions());
+  }
+
+  reconnect(n: NodeDriver): void {
+    if (!this.network.partitioned) return;
+    this.step(`reconnect n${n.id}`, null, () => this.network.reconnect(n.id));
   }
 
   changeMembership(at: NodeDriver, type: ConfChangeType, target: NodeId | 'fresh'): void {
@@ -375,6 +438,10 @@ class Simulation implements ClusterOps {
 
   transferLeadership(at: NodeDriver, target: NodeId): void {
     this.step(`transfer leadership to n${target} at n${at.id}`, at, () => at.raw!.transferLeadership(target));
+  }
+
+  campaign(n: NodeDriver): void {
+    this.step(`campaign at n${n.id}`, n, () => n.raw!.campaign());
   }
 
   snapshot(n: NodeDriver, tail: number): void {

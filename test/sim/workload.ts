@@ -23,9 +23,13 @@ export interface ClusterOps {
   partition(a: NodeId[], b: NodeId[]): void;
   cut(from: NodeId[], to: NodeId[]): void;
   healPartitions(): void;
+  /** Ends the partitions of one node only. */
+  reconnect(n: NodeDriver): void;
   /** Proposes a membership change at `at`; AddLearner of a fresh id also starts that node. */
   changeMembership(at: NodeDriver, type: ConfChangeType, nodeId: NodeId | 'fresh'): void;
   transferLeadership(at: NodeDriver, target: NodeId): void;
+  /** Makes `n` start an election now, as if its election timeout had elapsed. */
+  campaign(n: NodeDriver): void;
   snapshot(n: NodeDriver, tail: number): void;
 }
 
@@ -39,11 +43,13 @@ const P = {
   read: 0.3,
   faultChange: 0.03,
   partition: 0.012,
-  heal: 0.04,
+  heal: 0.03,
+  reconnect: 0.05,
   crash: 0.012,
   restart: 0.06,
   membership: 0.025,
   transfer: 0.012,
+  campaign: 0.2,
   snapshot: 0.06,
 };
 
@@ -65,6 +71,7 @@ export function chaosTick(c: ClusterOps): void {
   }
   if (rng.chance(P.partition)) injectPartition(c, members);
   if (rng.chance(P.heal)) c.healPartitions();
+  if (rng.chance(P.reconnect)) c.reconnect(pick(rng, members));
   if (up.length > 0 && rng.chance(P.crash)) c.crash(pick(rng, up));
   if (down.length > 0 && rng.chance(P.restart)) c.restart(pick(rng, down));
   if (rng.chance(P.membership)) changeMembership(c);
@@ -73,6 +80,7 @@ export function chaosTick(c: ClusterOps): void {
     const voters = at.confState.voters;
     if (voters.length > 0) c.transferLeadership(at, pick(rng, voters));
   }
+  if (up.length > 0 && rng.chance(P.campaign)) c.campaign(pick(rng, up));
   if (up.length > 0 && rng.chance(P.snapshot)) c.snapshot(pick(rng, up), rng.intn(12));
 }
 
