@@ -67,34 +67,37 @@ export class PostgresBridge {
 
   /** Connect, install the extension, start publishing and serving requests. */
   async start(): Promise<void> {
-    let facts;
     try {
-      facts = (
-        await this.db.query(
-          `SELECT current_database() AS database, current_setting('data_directory') AS data_directory,
-                  pg_is_in_recovery() AS standby,
-                  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`,
-        )
-      ).rows[0];
+      let facts;
+      try {
+        facts = (
+          await this.db.query(
+            `SELECT current_database() AS database, pg_is_in_recovery() AS standby,
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`,
+          )
+        ).rows[0];
+      } catch (err) {
+        throw new Error(`pgraft agent: cannot reach PostgreSQL through pgraft.pg_conninfo: ${(err as Error).message}`);
+      }
+      if (!facts.superuser) {
+        throw new Error(
+          'pgraft agent: the role in pgraft.pg_conninfo must be a superuser (it installs the extension and reads the data directory)',
+        );
+      }
+      this.database = facts.database;
+      this.dataDirectory = (await this.db.query('SHOW data_directory')).rows[0].data_directory;
+      await this.publish();
+      this.publishTimer = setInterval(() => this.statusChanged(), this.publishIntervalMs);
+      if (facts.standby) {
+        // A standby accepts neither LISTEN nor writes; serve requests once promoted.
+        this.log.info('PostgreSQL is a hot standby: publishing status only');
+        this.promotionTimer = setInterval(() => void this.checkPromotion(), PROMOTION_CHECK_MS);
+      } else {
+        await this.startRequests();
+      }
     } catch (err) {
-      throw new Error(`pgraft agent: cannot reach PostgreSQL through pgraft.pg_conninfo: ${(err as Error).message}`);
-    }
-    if (!facts.superuser) {
-      await this.db.end();
-      throw new Error(
-        'pgraft agent: the role in pgraft.pg_conninfo must be a superuser (it installs the extension and reads the data directory)',
-      );
-    }
-    this.database = facts.database;
-    this.dataDirectory = facts.data_directory;
-    await this.publish();
-    this.publishTimer = setInterval(() => this.statusChanged(), this.publishIntervalMs);
-    if (facts.standby) {
-      // A standby accepts neither LISTEN nor writes; serve requests once promoted.
-      this.log.info('PostgreSQL is a hot standby: publishing status only');
-      this.promotionTimer = setInterval(() => void this.checkPromotion(), PROMOTION_CHECK_MS);
-    } else {
-      await this.startRequests();
+      await this.stop();
+      throw err;
     }
   }
 

@@ -176,6 +176,13 @@ export class TestPostgres {
 }
 
 process.on('exit', () => TestPostgres.stopAllSync());
+// Killed from outside (Ctrl-C, a timeout): clean up, then die of the same signal.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    TestPostgres.stopAllSync();
+    process.kill(process.pid, signal);
+  });
+}
 
 /**
  * The server binaries: $PGRAFT_PG_BINDIR, else PostgreSQL 15 (or the newest installed)
