@@ -37,6 +37,8 @@ export interface BridgeOptions {
 
 /** How often a bridge on a hot standby checks whether it was promoted. */
 const PROMOTION_CHECK_MS = 1000;
+/** How soon claiming requests is tried again after it failed (e.g. PostgreSQL restarting). */
+const DRAIN_RETRY_MS = 250;
 /** How long stop() lets requests in progress finish before it closes the connection. */
 const STOP_GRACE_MS = 1000;
 
@@ -56,6 +58,7 @@ export class PostgresBridge {
   private stopping = false;
   private draining = false;
   private drainAgain = false;
+  private claimFailing = false;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: BridgeOptions) {
@@ -86,7 +89,7 @@ export class PostgresBridge {
       }
       this.database = facts.database;
       this.dataDirectory = (await this.db.query('SHOW data_directory')).rows[0].data_directory;
-      await this.publish();
+      await this.publishNext();
       this.publishTimer = setInterval(() => this.statusChanged(), this.publishIntervalMs);
       if (facts.standby) {
         // A standby accepts neither LISTEN nor writes; serve requests once promoted.
@@ -101,14 +104,11 @@ export class PostgresBridge {
     }
   }
 
-  /** Publish the state file now (coalesced with a write in progress). */
+  /** Publish the state file soon: after the write in progress, together with other calls meanwhile. */
   statusChanged(): void {
     if (this.publishQueued) return;
     this.publishQueued = true;
-    this.publishing = this.publishing.then(async () => {
-      this.publishQueued = false;
-      await this.publish();
-    });
+    void this.publishNext(() => (this.publishQueued = false));
   }
 
   /** Publish STOPPING, stop serving, let requests in progress answer briefly, publish STOPPED. */
@@ -118,15 +118,23 @@ export class PostgresBridge {
     this.finalState = 'STOPPING';
     clearInterval(this.publishTimer ?? undefined);
     clearInterval(this.promotionTimer ?? undefined);
-    await this.publishing;
-    await this.publish();
+    await this.publishNext();
     const listener = this.listener;
     this.listener = null;
     await listener?.close().catch(() => undefined);
     await withTimeout(Promise.allSettled([...this.inFlight]), STOP_GRACE_MS);
     await this.db.end();
     this.finalState = 'STOPPED';
-    await this.publish();
+    await this.publishNext();
+  }
+
+  /** Writes run one after another: they share the temporary file. */
+  private publishNext(before?: () => void): Promise<void> {
+    this.publishing = this.publishing.then(() => {
+      before?.();
+      return this.publish();
+    });
+    return this.publishing;
   }
 
   private async publish(): Promise<void> {
@@ -178,9 +186,9 @@ export class PostgresBridge {
       this.drain(); // requests sent while the connection was down
     });
     listener.notifications.on(RPC_CHANNEL, () => this.drain());
+    this.listener = listener; // from here on, stop() closes it
     await listener.connect();
     await listener.listenTo(RPC_CHANNEL);
-    this.listener = listener;
     this.drain();
   }
 
@@ -216,11 +224,15 @@ export class PostgresBridge {
         do {
           this.drainAgain = false;
           const { rows } = await this.db.query('SELECT id, op, args FROM pgraft._claim_pending()');
+          if (this.claimFailing) this.log.info('claiming pgraft requests again');
+          this.claimFailing = false;
           for (const row of rows) this.track(this.answer(row.id, row.op, row.args));
         } while (this.drainAgain && !this.stopping);
       } catch (err) {
-        // The listener's reconnect drains again once PostgreSQL is back.
-        this.log.warn({ err }, 'cannot claim pgraft requests');
+        // Requests stay pending; try again shortly (and whenever the listener reconnects).
+        if (!this.claimFailing) this.log.warn({ err }, 'cannot claim pgraft requests; retrying');
+        this.claimFailing = true;
+        setTimeout(() => this.drain(), DRAIN_RETRY_MS).unref();
       } finally {
         this.draining = false;
       }
@@ -247,6 +259,7 @@ export class PostgresBridge {
 /** One connection, reopened on the next query after it breaks (e.g. PostgreSQL restarted). */
 class Session {
   private client: Promise<Client> | null = null;
+  private ended = false;
 
   constructor(
     private readonly config: ClientConfig,
@@ -254,11 +267,13 @@ class Session {
   ) {}
 
   async query(text: string, params?: unknown[]) {
+    if (this.ended) throw new Error('the pgraft bridge is stopped');
     const client = await this.connect();
     return client.query(text, params);
   }
 
   async end(): Promise<void> {
+    this.ended = true;
     const client = this.client;
     this.client = null;
     if (client) await (await client.catch(() => null))?.end().catch(() => undefined);

@@ -1,7 +1,7 @@
 /**
  * Throwaway PostgreSQL servers for tests: each in its own temporary directory (data and
  * unix socket), listening on 127.0.0.1 only, on a free port, with trust authentication
- * (loopback only, nothing else can reach it). PostgreSQL refuses to run as root, so when
+ * (loopback only, nothing else can reach it) except Debian's "local all postgres peer". PostgreSQL refuses to run as root, so when
  * the tests run as root every server command runs as the `postgres` user.
  *
  *   const pg = await TestPostgres.start();
@@ -124,6 +124,8 @@ export class TestPostgres {
       writeFileSync(
         path.join(this.dataDir, 'pg_hba.conf'),
         [
+          // As Debian sets it up: the server's own OS user is the database superuser.
+          ...(serverUser() ? ['local all postgres peer'] : []),
           'local all all trust',
           'host all all 127.0.0.1/32 trust',
           'local replication all trust',

@@ -27,6 +27,7 @@ const modes: Array<[string, string | null]> = [
   ['autocommit', null],
   ['BEGIN ... COMMIT', 'BEGIN'],
   ['REPEATABLE READ', 'BEGIN ISOLATION LEVEL REPEATABLE READ'],
+  ['SERIALIZABLE', 'BEGIN ISOLATION LEVEL SERIALIZABLE'],
 ];
 
 describe.each(modes)('in %s', (_mode, begin) => {
@@ -35,7 +36,7 @@ describe.each(modes)('in %s', (_mode, begin) => {
     if (!begin) return (await h.sql.query(text, params)).rows;
     await h.sql.query(begin);
     try {
-      await h.sql.query('SELECT count(*) FROM pg_class'); // the snapshot of REPEATABLE READ is fixed here
+      await h.sql.query('SELECT count(*) FROM pg_class'); // the snapshot of REPEATABLE READ is taken here
       return (await h.sql.query(text, params)).rows;
     } finally {
       await h.sql.query('COMMIT');
