@@ -59,6 +59,7 @@ export class PostgresBridge {
   private draining = false;
   private drainAgain = false;
   private claimFailing = false;
+  private publishFailing = false;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: BridgeOptions) {
@@ -137,10 +138,11 @@ export class PostgresBridge {
     return this.publishing;
   }
 
+  /** Never rejects: a failed write must not stall the queue of later ones. */
   private async publish(): Promise<void> {
     if (!this.dataDirectory) return;
-    const snapshot = this.options.status();
     try {
+      const snapshot = this.options.status();
       await writeStatusFile(this.dataDirectory, {
         ...snapshot,
         workerState: this.finalState ?? snapshot.workerState,
@@ -148,8 +150,12 @@ export class PostgresBridge {
         database: this.database,
         pid: process.pid,
       });
+      if (this.publishFailing) this.log.info('writing the pgraft status file again');
+      this.publishFailing = false;
     } catch (err) {
-      this.log.error({ err, dataDirectory: this.dataDirectory }, 'cannot write the pgraft status file');
+      // SQL shows STOPPED once the file is stale, which is the truth while this fails.
+      if (!this.publishFailing) this.log.error({ err, dataDirectory: this.dataDirectory }, 'cannot write the pgraft status file');
+      this.publishFailing = true;
     }
   }
 
