@@ -149,18 +149,22 @@ export class PeerTransport {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`the peer transport cannot start: it is ${this.state}`);
     this.state = 'starting';
+    let server: net.Server | null = null;
     try {
-      this.server = this.opts.tls ? await this.createTlsServer(this.opts.tls) : net.createServer();
-      this.server.on('connection', (sock: net.Socket) => this.track(sock));
-      this.server.on(this.opts.tls ? 'secureConnection' : 'connection', (sock: net.Socket) => this.accept(sock));
-      await this.listen(this.server);
+      server = this.opts.tls ? await this.createTlsServer(this.opts.tls) : net.createServer();
+      this.throwIfStopped();
+      this.server = server;
+      server.on('connection', (sock: net.Socket) => this.track(sock));
+      server.on(this.opts.tls ? 'secureConnection' : 'connection', (sock: net.Socket) => this.accept(sock));
+      await this.listen(server);
+      this.throwIfStopped();
     } catch (err) {
       this.state = 'stopped';
-      this.server?.close();
+      if (server?.listening) server.close();
       this.server = null;
       throw err;
     }
-    this.server.on('error', (err) => {
+    server.on('error', (err) => {
       this.opts.logger.error({ err: err.message }, `peer listener failed: ${err.message}`);
     });
     this.state = 'running';
@@ -175,6 +179,9 @@ export class PeerTransport {
   setPeer(id: NodeId, host: string, port: number): void {
     if (this.state === 'stopped') return;
     if (id === this.opts.nodeId) throw new RangeError(`node ${id} is this node; it needs no peer address`);
+    if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) throw new RangeError(`peer node id must be an integer from 1 to 4294967295, got ${id}`);
+    if (host === '') throw new RangeError(`peer ${id} needs a host name or address`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`peer ${id} port must be from 1 to 65535, got ${port}`);
     const existing = this.streams.get(id);
     if (existing) {
       existing.setAddress(host, port);
@@ -264,6 +271,11 @@ export class PeerTransport {
     const server = this.server;
     this.server = null;
     if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** stop() may run while start() awaits; start must then not go on listening. */
+  private throwIfStopped(): void {
+    if (this.state === 'stopped') throw new Error('the peer transport was stopped while it was starting');
   }
 
   private fitsInFrame(m: Message, bodyBytes: number): boolean {

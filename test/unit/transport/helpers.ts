@@ -173,6 +173,11 @@ export class Harness {
     return n;
   }
 
+  trackTransport(t: PeerTransport): PeerTransport {
+    this.transports.push(t);
+    return t;
+  }
+
   trackServer(s: net.Server): net.Server {
     this.servers.push(s);
     return s;

@@ -302,7 +302,7 @@ describe('PeerTransport', () => {
 
   test('start fails with a clear error when the port is taken', async () => {
     const a = await h.node(1);
-    const t = new PeerTransport({
+    const t = h.trackTransport(new PeerTransport({
       nodeId: 2,
       clusterId: 'test-cluster',
       listenHost: '127.0.0.1',
@@ -311,9 +311,40 @@ describe('PeerTransport', () => {
       onMessage: () => undefined,
       onUnreachable: () => undefined,
       onSnapshotStatus: () => undefined,
-    });
+    }));
     await expect(t.start()).rejects.toThrow(/cannot listen for peer traffic on 127\.0\.0\.1:\d+: .*another process holds the port/);
+  });
+
+  test('stop during start leaves nothing listening', async () => {
+    const port = await h.deadPort();
+    const t = h.trackTransport(new PeerTransport({
+      nodeId: 1,
+      clusterId: 'test-cluster',
+      listenHost: '127.0.0.1',
+      listenPort: port,
+      logger: new RecordingLogger(),
+      onMessage: () => undefined,
+      onUnreachable: () => undefined,
+      onSnapshotStatus: () => undefined,
+    }));
+    const starting = t.start();
     await t.stop();
+    await expect(starting).rejects.toThrow(/stopped while it was starting/);
+    const probe = net.connect({ host: '127.0.0.1', port });
+    h.trackSocket(probe);
+    const refused = await new Promise<boolean>((resolve) => {
+      probe.once('connect', () => resolve(false));
+      probe.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
+  test('setPeer refuses addresses that can never work', async () => {
+    const a = await h.node(1);
+    expect(() => a.transport.setPeer(1, '127.0.0.1', 7001)).toThrow(/this node/);
+    expect(() => a.transport.setPeer(2, '127.0.0.1', 70000)).toThrow(/port must be from 1 to 65535/);
+    expect(() => a.transport.setPeer(2, '', 7001)).toThrow(/host/);
+    expect(() => a.transport.setPeer(0, '127.0.0.1', 7001)).toThrow(/node id/);
   });
 
   test('stop closes every connection and no callback runs afterwards', async () => {
