@@ -196,7 +196,6 @@ export class PeerStream {
     }
   }
 
-
   /** Closes the connection and forgets everything queued, without reporting to callbacks. */
   close(): void {
     this.state = 'closed';
