@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { Command, Op, encodeCommand } from './fsm/commands';
+import { randomInt } from 'node:crypto';
+import { Command, Op, encodeProposal } from './fsm/commands';
 import { ApplyResult, MemberContext, StateMachine, encodeMemberContext } from './fsm/state_machine';
 import { AgentMetrics } from './http/metrics';
 import { decodeConfChange, encodeConfChange } from './raft/confchange';
@@ -83,7 +84,10 @@ export class AgentError extends Error {
   }
 }
 
+/** A proposal in the core, waiting to be applied. */
 interface PendingProposal {
+  /** Index and term the leader gave it; 0 while unknown (forwarded from a follower). */
+  index: number;
   term: number;
   started: number;
   resolve(r: ApplyResult): void;
@@ -92,6 +96,7 @@ interface PendingProposal {
 }
 
 interface QueuedProposal {
+  seq: number;
   data: Uint8Array;
   type: EntryType;
   started: number;
@@ -157,7 +162,13 @@ export class Agent extends EventEmitter {
   private running = false;
   private loopScheduled = false;
   private readonly proposalQueue: QueuedProposal[] = [];
+  /** Proposals handed to the core, by sequence number. */
   private readonly pending = new Map<number, PendingProposal>();
+  /** Sequence number of the proposal the leader placed at each index (for membership changes and superseded writes). */
+  private readonly bySlot = new Map<number, number>();
+  /** Tells this process's proposals apart from a previous run's when the log is replayed. */
+  private readonly epoch = randomInt(0, 2 ** 32);
+  private nextSeq = 0;
   private readonly waitingReads: PendingRead[] = [];
   private readonly issuedReads = new Map<string, PendingRead[]>();
   private readonly readyReads: PendingRead[] = [];
@@ -212,22 +223,7 @@ export class Agent extends EventEmitter {
     if (last >= first) this.learnAddresses(this.storage.entries(first, last + 1));
 
     const tickMs = o.heartbeatIntervalMs;
-    this.raw = new RawNode({
-      id: o.nodeId,
-      storage: this.storage,
-      rng: new SeededRng((o.nodeId * 2654435761) ^ Date.now()),
-      electionTick: Math.max(2, Math.round(o.electionTimeoutMs / tickMs)),
-      heartbeatTick: 1,
-      applied: snap.metadata.index,
-      maxSizePerMsg: o.maxMessageBytes,
-      maxInflightMsgs: o.maxInflightMessages,
-      preVote: o.preVote,
-      checkQuorum: o.checkQuorum,
-      // The agent reports elections, membership changes and snapshots itself, one info line
-      // each (onSoftState, onConfChangeApplied, installSnapshot); the core's own account of
-      // them is debug detail. Its warnings stay warnings.
-      logger: messageFirst(this.log, 'debug'),
-    });
+    this.raw = this.createRawNode(snap.metadata.index);
     this.replayedUpTo = this.raw.status().hardState.commit;
 
     this.transport = new PeerTransport({
@@ -239,6 +235,17 @@ export class Agent extends EventEmitter {
       logger: this.log,
       maxFrameBytes: Math.max(128 * 1024 * 1024, o.maxMessageBytes * 4),
       onMessage: (m) => this.onPeerMessage(m),
+      // A node being added knows nobody yet: the leader's handshake tells it where to answer.
+      onPeerIdentified: (peer, advertise) => {
+        if (!this.addresses.has(peer)) this.learnMemberAddress(peer, advertise);
+      },
+      // The leader's connection closed: it probably crashed. Followers drop its lease so a
+      // successor can be elected before the election timeout (pre-vote still needs a majority).
+      onPeerDisconnected: (peer) => {
+        if (!this.running || peer !== this.lead || this.role !== StateRole.Follower) return;
+        this.raw.forgetLeader();
+        this.kick();
+      },
       onUnreachable: (peer) => {
         this.raw.reportUnreachable(peer);
         this.kick();
@@ -262,6 +269,69 @@ export class Agent extends EventEmitter {
     );
   }
 
+  private createRawNode(applied: number): RawNode {
+    const o = this.opts;
+    return new RawNode({
+      id: o.nodeId,
+      storage: this.storage,
+      rng: new SeededRng((o.nodeId * 2654435761) ^ Date.now()),
+      electionTick: Math.max(2, Math.round(o.electionTimeoutMs / o.heartbeatIntervalMs)),
+      heartbeatTick: 1,
+      applied,
+      maxSizePerMsg: o.maxMessageBytes,
+      maxInflightMsgs: o.maxInflightMessages,
+      preVote: o.preVote,
+      checkQuorum: o.checkQuorum,
+      // The agent reports elections, membership changes and snapshots itself, one info line
+      // each (onSoftState, onConfChangeApplied, installSnapshot); the core's own account of
+      // them is debug detail. Its warnings stay warnings.
+      logger: messageFirst(this.log, 'debug'),
+    });
+  }
+
+  /** True while this node holds no cluster: no log, no snapshot (it waits to be added or initialized). */
+  isEmpty(): boolean {
+    return this.storage.lastIndex() === 0 && this.storage.snapshot().metadata.index === 0;
+  }
+
+  /**
+   * Starts a new cluster with this node as its only voter (pgraft_init, the documents'
+   * disaster-recovery path: restore one node, initialize, add the others). Only on a node
+   * that holds no cluster yet; resolves once this node leads.
+   */
+  async initCluster(): Promise<void> {
+    this.assertRunning();
+    if (!this.isEmpty()) {
+      throw new AgentError(
+        `node ${this.id} already belongs to a cluster (its log holds ${this.storage.lastIndex()} entries); a new cluster can only be initialized on a node with an empty pgraft.data_dir`,
+        'conflict',
+      );
+    }
+    this.running = false;
+    await this.loopIdle.catch(() => undefined);
+    try {
+      await this.writeBootstrap([{ id: this.id, raftAddress: `${this.opts.raftHost}:${this.transport.port}`, apiAddress: this.opts.apiAddress || undefined }]);
+      this.raw = this.createRawNode(0);
+      this.raw.campaign();
+    } finally {
+      this.running = true;
+      this.kick();
+    }
+    await this.waitFor(() => this.isLeader(), this.requestTimeoutMs, 'the new single-node cluster did not elect this node in time');
+  }
+
+  /** The log entry at `index`, or null beyond the end; throws if it was compacted into a snapshot. */
+  entry(index: number): Entry | null {
+    if (index > this.storage.lastIndex() || index < 1) return null;
+    if (index < this.storage.firstIndex()) {
+      throw new AgentError(
+        `log entry ${index} has been compacted into the snapshot at index ${this.storage.snapshot().metadata.index}; the log now starts at ${this.storage.firstIndex()}`,
+        'invalid',
+      );
+    }
+    return this.storage.entries(index, index + 1)[0];
+  }
+
   private async writeBootstrap(members: { id: NodeId; raftAddress: string; apiAddress?: string }[]): Promise<void> {
     if (!members.some((m) => m.id === this.id)) {
       throw new AgentError(`node ${this.id} is not in the initial cluster (${members.map((m) => m.id).join(', ')}); add it there or join an existing cluster instead`, 'invalid');
@@ -276,7 +346,9 @@ export class Agent extends EventEmitter {
       if (m.apiAddress) ctx.api = m.apiAddress;
       return { ...e, data: encodeBootstrapChange(cc.nodeId, ctx) };
     });
-    await this.storage.save({ entries, hardState: boot.hardState, mustSync: true });
+    const prior = this.storage.initialState().hardState;
+    const hardState = { term: Math.max(boot.hardState.term, prior.term), vote: prior.vote, commit: boot.hardState.commit };
+    await this.storage.save({ entries, hardState, mustSync: true });
     this.log.info({ voters: members.map((m) => m.id) }, 'bootstrapped a new cluster');
   }
 
@@ -447,12 +519,10 @@ export class Agent extends EventEmitter {
       // Otherwise an election is under way; its outcome gets the line.
       this.emit('leader', lead);
     }
-    if (wasLeader && role !== StateRole.Leader) {
-      // Proposals still in flight may yet commit under the next leader; they stay pending
-      // until their index is applied (and then succeed or fail by term) or time out.
-      this.failQueued(new NotLeaderError(this.lead, this.leaderApi(), ''));
-    }
-    if (role === StateRole.Leader) this.announceApiAddress();
+    // Proposals already in the log may yet commit under the next leader: they stay pending
+    // until their entry is applied (or another takes its index) or they time out. Queued
+    // ones are forwarded to whichever leader is known when they are fed to the core.
+    if (wasLeader !== (role === StateRole.Leader) && role === StateRole.Leader) this.announceApiAddress();
   }
 
   private applyEntry(e: Entry): void {
@@ -463,19 +533,32 @@ export class Agent extends EventEmitter {
       throw new AgentError(`cannot apply log entry ${e.index}: ${(err as Error).message}`);
     }
     if (e.type === EntryType.ConfChange) this.onConfChangeApplied(e);
-    const p = this.pending.get(e.index);
+    const id = result.proposal;
+    if (id && id.origin === this.id && id.epoch === this.epoch) this.settle(id.seq, result, null);
+    const slot = this.bySlot.get(e.index);
+    if (slot === undefined) return;
+    this.bySlot.delete(e.index);
+    const p = this.pending.get(slot);
     if (!p) return;
-    this.pending.delete(e.index);
+    if (p.term === e.term) this.settle(slot, result, null);
+    else this.settle(slot, null, new AgentError('the write was lost in a leader change and did not commit; retry it', 'unavailable'));
+  }
+
+  private settle(seq: number, result: ApplyResult | null, err: Error | null): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    if (p.index) this.bySlot.delete(p.index);
     clearTimeout(p.timer);
-    if (p.term === e.term) {
+    if (result) {
       this.counters.proposalsCommitted++;
       this.metrics.proposals.inc({ result: 'committed' });
       this.metrics.proposalLatency.observe((performance.now() - p.started) / 1000);
       p.resolve(result);
     } else {
       this.counters.proposalsFailed++;
-      this.metrics.proposals.inc({ result: 'superseded' });
-      p.reject(new AgentError('the write was lost in a leader change and did not commit; retry it', 'unavailable'));
+      this.metrics.proposals.inc({ result: err instanceof AgentError && err.code === 'timeout' ? 'timeout' : 'failed' });
+      p.reject(err!);
     }
   }
 
@@ -503,11 +586,9 @@ export class Agent extends EventEmitter {
       this.addresses.set(m.id, { raft: m.raftAddress, api: m.apiAddress });
       this.setPeer(m.id, { raft: m.raftAddress, api: m.apiAddress });
     }
-    for (const [index, p] of this.pending) {
-      if (index <= s.metadata.index) {
-        this.pending.delete(index);
-        clearTimeout(p.timer);
-        p.reject(new AgentError('outcome unknown: this node installed a snapshot past the write; read the key to check', 'unavailable'));
+    for (const [seq, p] of this.pending) {
+      if (p.index > 0 && p.index <= s.metadata.index) {
+        this.settle(seq, null, new AgentError('outcome unknown: this node installed a snapshot past the write; read the key to check', 'unavailable'));
       }
     }
     this.counters.snapshotsInstalled++;
@@ -589,16 +670,21 @@ export class Agent extends EventEmitter {
     return this.lead;
   }
 
-  /** Replicates a command; resolves once it is committed and applied on this (leader) node. */
+  /**
+   * Replicates a command from any node (a follower's proposal is forwarded to the leader);
+   * resolves once it is committed and applied on this node.
+   */
   propose(c: Command): Promise<ApplyResult> {
-    return this.enqueue(EntryType.Normal, encodeCommand(c));
+    const seq = ++this.nextSeq;
+    return this.enqueue(EntryType.Normal, encodeProposal({ origin: this.id, epoch: this.epoch, seq }, c), seq);
   }
 
-  private enqueue(type: EntryType, data: Uint8Array): Promise<ApplyResult> {
+  private enqueue(type: EntryType, data: Uint8Array, seq = ++this.nextSeq): Promise<ApplyResult> {
     this.assertRunning();
-    if (!this.isLeader()) return Promise.reject(this.notLeader());
+    // Membership changes are made on the leader only, so the caller learns where it is.
+    if (type === EntryType.ConfChange ? !this.isLeader() : this.lead === NONE) return Promise.reject(this.notLeader());
     return new Promise((resolve, reject) => {
-      this.proposalQueue.push({ type, data, started: performance.now(), resolve, reject });
+      this.proposalQueue.push({ seq, type, data, started: performance.now(), resolve, reject });
       this.kick();
     });
   }
@@ -619,38 +705,36 @@ export class Agent extends EventEmitter {
     const n = Math.min(this.proposalQueue.length, this.opts.batchSize);
     for (let i = 0; i < n; i++) {
       const q = this.proposalQueue.shift()!;
+      let r: { index: number; term: number } | null;
       try {
-        const r =
-          q.type === EntryType.ConfChange
-            ? this.raw.proposeConfChange(decodeConfChange(q.data))
-            : this.raw.propose(q.data);
-        if (r === null) {
-          q.reject(this.notLeader());
-          continue;
+        if (q.type === EntryType.ConfChange) {
+          if (!this.isLeader()) {
+            q.reject(this.notLeader());
+            continue;
+          }
+          r = this.raw.proposeConfChange(decodeConfChange(q.data));
+        } else {
+          r = this.raw.propose(q.data);
         }
-        const timer = setTimeout(() => this.expire(r.index), this.requestTimeoutMs);
-        timer.unref?.();
-        this.pending.set(r.index, { term: r.term, started: q.started, resolve: q.resolve, reject: q.reject, timer });
       } catch (e) {
         this.counters.proposalsFailed++;
         this.metrics.proposals.inc({ result: 'refused' });
         q.reject(e instanceof ProposalDroppedError ? new AgentError(e.message, 'conflict') : (e as Error));
+        continue;
       }
+      const timer = setTimeout(
+        () =>
+          this.settle(
+            q.seq,
+            null,
+            new AgentError(`the write was not committed within ${this.requestTimeoutMs} ms (no quorum reachable?); it may still commit later`, 'timeout'),
+          ),
+        this.requestTimeoutMs,
+      );
+      timer.unref?.();
+      this.pending.set(q.seq, { index: r?.index ?? 0, term: r?.term ?? 0, started: q.started, resolve: q.resolve, reject: q.reject, timer });
+      if (r) this.bySlot.set(r.index, q.seq);
     }
-  }
-
-  private expire(index: number): void {
-    const p = this.pending.get(index);
-    if (!p) return;
-    this.pending.delete(index);
-    this.counters.proposalsFailed++;
-    this.metrics.proposals.inc({ result: 'timeout' });
-    p.reject(
-      new AgentError(
-        `the write was not committed within ${this.requestTimeoutMs} ms (no quorum reachable?); it may still commit later`,
-        'timeout',
-      ),
-    );
   }
 
   private failQueued(e: Error): void {
@@ -912,6 +996,7 @@ export class Agent extends EventEmitter {
       p.reject(err);
     }
     this.pending.clear();
+    this.bySlot.clear();
     const reads = [...this.waitingReads.splice(0), ...this.readyReads.splice(0)];
     for (const batch of this.issuedReads.values()) reads.push(...batch);
     this.issuedReads.clear();

@@ -54,6 +54,44 @@ function withOp(op: Op, body: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * A proposal as it travels in the log: who proposed it (node id and a per-process epoch)
+ * and its sequence number, then the command. Any node may propose: a follower's proposal is
+ * forwarded to the leader by the core, and the proposer recognises its own entry when it
+ * applies it. The epoch keeps entries proposed before a restart from answering new callers.
+ */
+export interface ProposalId {
+  origin: number;
+  epoch: number;
+  seq: number;
+}
+
+const TRACKED = 0xfe;
+const ENVELOPE_BYTES = 13;
+
+export function encodeProposal(id: ProposalId, c: Command): Uint8Array {
+  const body = encodeCommand(c);
+  const out = new Uint8Array(ENVELOPE_BYTES + body.length);
+  const v = new DataView(out.buffer);
+  out[0] = TRACKED;
+  v.setUint32(1, id.origin);
+  v.setUint32(5, id.epoch);
+  v.setUint32(9, id.seq);
+  out.set(body, ENVELOPE_BYTES);
+  return out;
+}
+
+/** Splits an entry's data into the proposer's id (null for untracked data) and the command. */
+export function decodeProposal(data: Uint8Array): { id: ProposalId | null; command: Command } {
+  if (data[0] !== TRACKED) return { id: null, command: decodeCommand(data) };
+  if (data.length < ENVELOPE_BYTES + 1) throw new Error(`proposal envelope too short (${data.length} bytes)`);
+  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    id: { origin: v.getUint32(1), epoch: v.getUint32(5), seq: v.getUint32(9) },
+    command: decodeCommand(data.subarray(ENVELOPE_BYTES)),
+  };
+}
+
 export function decodeCommand(data: Uint8Array): Command {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   switch (data[0]) {

@@ -1,6 +1,6 @@
 import { applyConfChange, cloneConfState, decodeConfChange } from '../raft/confchange';
 import { ConfChangeType, ConfState, Entry, EntryType, NodeId } from '../raft/types';
-import { Command, Op, decodeCommand } from './commands';
+import { Command, Op, ProposalId, decodeProposal } from './commands';
 
 /** How to reach a member: its Raft address (from the membership change) and HTTP API address. */
 export interface MemberInfo {
@@ -31,6 +31,8 @@ function decodeMemberContext(b: Uint8Array): MemberContext | null {
 
 export interface ApplyResult {
   index: number;
+  /** Who proposed the entry (null for a leader's empty entry and membership changes). */
+  proposal: ProposalId | null;
   /** put: true; delete: whether the key existed; append: the entry's index. */
   value: boolean | number | null;
 }
@@ -58,10 +60,11 @@ export class StateMachine {
     this.appliedIndex = e.index;
     if (e.type === EntryType.ConfChange) {
       this.applyConfChange(e.data);
-      return { index: e.index, value: true };
+      return { index: e.index, proposal: null, value: true };
     }
-    if (e.data.length === 0) return { index: e.index, value: null };
-    return { index: e.index, value: this.applyCommand(decodeCommand(e.data), e.index) };
+    if (e.data.length === 0) return { index: e.index, proposal: null, value: null };
+    const { id, command } = decodeProposal(e.data);
+    return { index: e.index, proposal: id, value: this.applyCommand(command, e.index) };
   }
 
   private applyCommand(c: Command, index: number): boolean | number | null {

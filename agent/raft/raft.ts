@@ -248,8 +248,10 @@ export class Raft {
   forgetLeader(): void {
     if (this.state !== StateRole.Follower || this.lead === NONE) return;
     this.lead = NONE;
-    // Treat the lease as expired too: "heard from the leader" is no longer known to be true.
-    this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout);
+    // The lease is gone, and this node campaigns within half an election timeout; the jitter
+    // keeps the surviving followers from campaigning in the same tick and splitting the vote.
+    const soon = this.randomizedElectionTimeout - 1 - this.rng.intn(Math.max(1, Math.ceil(this.electionTimeout / 2)));
+    this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout, soon);
   }
 
   /** Changes the timeouts (a configuration reload); takes effect from the next timeout. */

@@ -38,6 +38,11 @@ export interface Hello {
   /** The node the dialer means to reach (0: any); catches an address that points at the wrong agent. */
   toNodeId: NodeId;
   clusterId: string;
+  /**
+   * host:port where the dialer itself accepts peers (its pgraft.address and pgraft.port), so
+   * a node that knows nothing yet (an empty node being added) can answer the leader.
+   */
+  advertise: string;
 }
 
 export interface Welcome {
@@ -50,12 +55,14 @@ export interface Welcome {
 
 export function encodeHello(h: Omit<Hello, 'version'>): Buffer {
   const cluster = Buffer.from(h.clusterId, 'utf8');
-  const body = Buffer.allocUnsafe(4 + 2 + 4 + 4 + 2 + cluster.length);
+  const advertise = Buffer.from(h.advertise, 'utf8').subarray(0, MAX_REASON_BYTES);
+  const body = Buffer.allocUnsafe(4 + 2 + 4 + 4 + 2 + cluster.length + 2 + advertise.length);
   let o = body.writeUInt32BE(MAGIC, 0);
   o = body.writeUInt16BE(PROTOCOL_VERSION, o);
   o = body.writeUInt32BE(h.nodeId, o);
   o = body.writeUInt32BE(h.toNodeId, o);
   o = writeString(body, o, cluster);
+  o = writeString(body, o, advertise);
   return encodeFrame(FrameKind.Hello, body.subarray(0, o));
 }
 
@@ -84,8 +91,9 @@ export function decodeHello(body: Uint8Array): { version: number; hello: Hello |
   const nodeId = r.u32();
   const toNodeId = r.u32();
   const clusterId = r.string();
+  const advertise = r.string();
   if (r.remaining() !== 0) throw new CodecError('unexpected bytes after the hello');
-  return { version, hello: { version, nodeId, toNodeId, clusterId } };
+  return { version, hello: { version, nodeId, toNodeId, clusterId, advertise } };
 }
 
 export function decodeWelcome(body: Uint8Array): { version: number; welcome: Welcome | null } {

@@ -39,6 +39,8 @@ type State = 'handshaking' | 'open' | 'closing' | 'closed';
  */
 export class InboundConnection {
   peerId: NodeId = 0;
+  /** Where the peer says it accepts connections (from its Hello). */
+  peerAdvertise = '';
   private state: State = 'handshaking';
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
   private timer: NodeJS.Timeout | null;
@@ -137,6 +139,7 @@ export class InboundConnection {
     this.clearTimer();
     this.state = 'open';
     this.peerId = hello.nodeId;
+    this.peerAdvertise = hello.advertise;
     this.decoder.maxFrameBytes = this.ctx.maxFrameBytes;
     this.socket.write(encodeWelcome({ status: WelcomeStatus.Accepted, nodeId: self, clusterId: this.ctx.clusterId, reason: '' }));
     this.ctx.logger.debug({ peer: this.peerId, remote: this.remote }, `accepted a connection from peer ${this.peerId}`);

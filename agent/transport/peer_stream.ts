@@ -32,6 +32,8 @@ class Refusal extends Error {}
 export interface StreamContext {
   nodeId: NodeId;
   clusterId: string;
+  /** host:port where this node accepts peers, told to every peer in the handshake. */
+  advertise(): string;
   logger: Logger;
   /** Whether connect() opens TLS connections (for clearer failure messages). */
   tls: boolean;
@@ -240,7 +242,7 @@ export class PeerStream {
       this.fail(sock, reset ? new Error(`${err.message}: ${this.closedMessage()}`) : err);
     });
     sock.on('close', () => this.fail(sock, new Error(this.closedMessage())));
-    sock.write(encodeHello({ nodeId: this.ctx.nodeId, toNodeId: this.id, clusterId: this.ctx.clusterId }));
+    sock.write(encodeHello({ nodeId: this.ctx.nodeId, toNodeId: this.id, clusterId: this.ctx.clusterId, advertise: this.ctx.advertise() }));
   }
 
   private onData(sock: net.Socket, chunk: Buffer): void {

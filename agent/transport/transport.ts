@@ -54,7 +54,13 @@ export interface PeerTransportOptions {
   rng?: Rng;
   /** A recurring warning (peer down, refused, queue full) is logged at most once per interval. */
   logRepeatIntervalMs?: number;
+  /** host:port peers should dial to reach this node; default listenHost and the bound port. */
+  advertiseAddress?: string;
   onMessage(m: Message): void;
+  /** A peer connected to us and told where it accepts connections (see Hello.advertise). */
+  onPeerIdentified?(peer: NodeId, advertise: string): void;
+  /** The connection a peer had opened to us closed (it stopped, crashed or was cut off). */
+  onPeerDisconnected?(peer: NodeId): void;
   onUnreachable(peer: NodeId): void;
   onSnapshotStatus(peer: NodeId, ok: boolean): void;
 }
@@ -67,7 +73,10 @@ export interface PeerTransportOptions {
  * onUnreachable rather than buffered without end.
  */
 export class PeerTransport {
-  private readonly opts: Required<Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng'>> & Pick<PeerTransportOptions, 'tls'>;
+  private readonly opts: Required<
+    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseAddress' | 'onPeerIdentified' | 'onPeerDisconnected'>
+  > &
+    Pick<PeerTransportOptions, 'tls' | 'advertiseAddress' | 'onPeerIdentified' | 'onPeerDisconnected'>;
   private readonly streams = new Map<NodeId, PeerStream>();
   private readonly inbound = new Set<InboundConnection>();
   private readonly inboundByPeer = new Map<NodeId, InboundConnection>();
@@ -76,6 +85,8 @@ export class PeerTransport {
   private readonly streamCtx: StreamContext;
   private readonly inboundCtx: InboundContext;
   private readonly throttle: LogThrottle;
+  private readonly onPeerIdentified: (peer: NodeId, advertise: string) => void;
+  private readonly onPeerDisconnected: (peer: NodeId) => void;
   private server: net.Server | null = null;
   private boundPort = 0;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
@@ -110,9 +121,12 @@ export class PeerTransport {
     };
     const onUnreachable = guarded('onUnreachable', (peer: NodeId) => options.onUnreachable(peer));
     const onSnapshotStatus = guarded('onSnapshotStatus', (peer: NodeId, ok: boolean) => options.onSnapshotStatus(peer, ok));
+    this.onPeerIdentified = guarded('onPeerIdentified', (peer: NodeId, advertise: string) => options.onPeerIdentified?.(peer, advertise));
+    this.onPeerDisconnected = guarded('onPeerDisconnected', (peer: NodeId) => options.onPeerDisconnected?.(peer));
     this.streamCtx = {
       nodeId: options.nodeId,
       clusterId: options.clusterId,
+      advertise: () => this.opts.advertiseAddress ?? `${this.opts.listenHost}:${this.boundPort}`,
       logger: log,
       tls: options.tls !== undefined,
       connect: (host, port) => this.connect(host, port),
@@ -380,6 +394,7 @@ export class PeerTransport {
   private onIdentified(conn: InboundConnection): void {
     const old = this.inboundByPeer.get(conn.peerId);
     this.inboundByPeer.set(conn.peerId, conn);
+    if (conn.peerAdvertise) this.onPeerIdentified(conn.peerId, conn.peerAdvertise);
     if (old && old !== conn) {
       this.opts.logger.debug({ peer: conn.peerId }, `peer ${conn.peerId} reconnected; closing its older connection`);
       old.close();
@@ -388,7 +403,10 @@ export class PeerTransport {
 
   private onInboundClosed(conn: InboundConnection): void {
     this.inbound.delete(conn);
-    if (conn.peerId !== 0 && this.inboundByPeer.get(conn.peerId) === conn) this.inboundByPeer.delete(conn.peerId);
+    if (conn.peerId !== 0 && this.inboundByPeer.get(conn.peerId) === conn) {
+      this.inboundByPeer.delete(conn.peerId);
+      this.onPeerDisconnected(conn.peerId);
+    }
   }
 }
 

@@ -88,11 +88,11 @@ describe('handshake frames', () => {
   };
 
   test('hello and welcome round-trip', () => {
-    const h = body(encodeHello({ nodeId: 3, toNodeId: 7, clusterId: 'prod-é' }));
+    const h = body(encodeHello({ nodeId: 3, toNodeId: 7, clusterId: 'prod-é', advertise: '10.0.0.3:7001' }));
     expect(h.kind).toBe(FrameKind.Hello);
     expect(decodeHello(h.body)).toEqual({
       version: PROTOCOL_VERSION,
-      hello: { version: PROTOCOL_VERSION, nodeId: 3, toNodeId: 7, clusterId: 'prod-é' },
+      hello: { version: PROTOCOL_VERSION, nodeId: 3, toNodeId: 7, clusterId: 'prod-é', advertise: '10.0.0.3:7001' },
     });
     const w = body(encodeWelcome({ status: WelcomeStatus.WrongCluster, nodeId: 7, clusterId: 'x', reason: 'no' }));
     expect(w.kind).toBe(FrameKind.Welcome);

@@ -27,6 +27,25 @@ async function assertServes(target: Node): Promise<void> {
 }
 
 describe('PeerTransport', () => {
+  test('a dialing peer tells where it listens; its disconnection is reported', async () => {
+    const identified: [number, string][] = [];
+    const disconnected: number[] = [];
+    const b = await h.node(2, {
+      onPeerIdentified: (peer, advertise) => identified.push([peer, advertise]),
+      onPeerDisconnected: (peer) => disconnected.push(peer),
+    });
+    const a = await h.node(1);
+    a.transport.setPeer(2, '127.0.0.1', b.transport.port);
+    a.transport.send([app(1, 2, 1)]);
+    await waitFor(() => identified.length === 1, 'the peer to identify itself');
+    // Node 2 learns how to reach node 1 without being told: enough to answer it.
+    expect(identified[0]).toEqual([1, `127.0.0.1:${a.transport.port}`]);
+    expect(disconnected).toEqual([]);
+    await a.transport.stop();
+    await waitFor(() => disconnected.length === 1, 'the disconnection to be reported');
+    expect(disconnected).toEqual([1]);
+  });
+
   test('two transports exchange messages both ways, every field intact', async () => {
     const [a, b] = await pair();
     const toB = app(1, 2, 5);
@@ -139,7 +158,7 @@ describe('PeerTransport', () => {
   test('an oversized frame after a valid handshake closes that connection; the server keeps serving', async () => {
     const b = await h.node(2, { maxFrameBytes: 64 * 1024 });
     const c = await h.rawConnect(b.transport.port);
-    c.write(encodeHello({ nodeId: 5, toNodeId: 2, clusterId: 'test-cluster' }));
+    c.write(encodeHello({ nodeId: 5, toNodeId: 2, clusterId: 'test-cluster', advertise: '127.0.0.1:1' }));
     await waitFor(() => b.transport.connectedInbound().includes(5), 'the handshake to be accepted');
     const header = Buffer.alloc(5);
     header.writeUInt32BE(64 * 1024 + 1, 0);
@@ -157,7 +176,7 @@ describe('PeerTransport', () => {
       encodeMessageFrame(app(7, 2, 1)),
     ]) {
       const c = await h.rawConnect(b.transport.port);
-      c.write(encodeHello({ nodeId: 5, toNodeId: 2, clusterId: 'test-cluster' }));
+      c.write(encodeHello({ nodeId: 5, toNodeId: 2, clusterId: 'test-cluster', advertise: '127.0.0.1:1' }));
       c.write(bad);
       await waitFor(() => c.closed, 'the connection to be closed');
     }
