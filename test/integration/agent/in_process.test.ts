@@ -66,27 +66,7 @@ describe('agents in one process over loopback TCP', () => {
   async function startCluster(n: number): Promise<Agent[]> {
     const ports = await freePorts(n);
     const members = ports.map((p, i) => ({ id: i + 1, raftAddress: `127.0.0.1:${p}` }));
-    const opts = (i: number): AgentOptions => ({
-      nodeId: i + 1,
-      clusterId: 'test',
-      raftHost: '127.0.0.1',
-      raftPort: ports[i],
-      apiAddress: '',
-      dataDir: path.join(dir, `n${i + 1}`),
-      electionTimeoutMs: 300,
-      heartbeatIntervalMs: 30,
-      preVote: true,
-      checkQuorum: true,
-      snapshotInterval: 1000,
-      maxLogEntries: 100,
-      compactionThreshold: 100,
-      batchSize: 100,
-      maxMessageBytes: 1 << 20,
-      maxInflightMessages: 256,
-      bootstrap: members,
-      logger: pino({ level: 'silent' }),
-    });
-    agents = await Promise.all(members.map((_, i) => Agent.start(opts(i))));
+    agents = await Promise.all(members.map((_, i) => Agent.start(options(i, ports[i], members))));
     return agents;
   }
 
