@@ -7,6 +7,7 @@ export interface BatchResult {
   leaders: number;
   snapshotsSent: number;
   confChanges: number;
+  leaderRemovals: number;
   readsServed: number;
   /** Longest time any run took to recover after healing, in ticks. */
   slowestRecovery: number;
@@ -15,7 +16,7 @@ export interface BatchResult {
 }
 
 export function emptyBatch(): BatchResult {
-  return { runs: 0, steps: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, readsServed: 0, slowestRecovery: 0, failures: [] };
+  return { runs: 0, steps: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, leaderRemovals: 0, readsServed: 0, slowestRecovery: 0, failures: [] };
 }
 
 export function addResult(b: BatchResult, r: SeedResult, chaosTicks?: number): string | null {
@@ -24,6 +25,7 @@ export function addResult(b: BatchResult, r: SeedResult, chaosTicks?: number): s
   b.leaders += r.stats.leaders;
   b.snapshotsSent += r.stats.snapshotsSent;
   b.confChanges += r.stats.confChanges;
+  b.leaderRemovals += r.stats.leaderRemovals;
   b.readsServed += r.stats.readsServed;
   b.slowestRecovery = Math.max(b.slowestRecovery, r.stats.recoveryTicks);
   if (r.failure === null) return null;

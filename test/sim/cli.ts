@@ -90,7 +90,7 @@ function main(): void {
   const t = total;
   console.log(
     `sim: seeds ${args.from}..${args.to}, nodes ${args.nodes.join(',')}: ${t.runs} runs, ${t.steps} steps, ${t.failures.length} failures ` +
-      `(${t.leaders} leaders, ${t.confChanges} conf changes, ${t.snapshotsSent} snapshots sent, ${t.readsServed} reads checked, ` +
+      `(${t.leaders} leaders, ${t.confChanges} conf changes of which ${t.leaderRemovals} removed the leader, ${t.snapshotsSent} snapshots sent, ${t.readsServed} reads checked, ` +
       `slowest recovery ${t.slowestRecovery} ticks; ${secs.toFixed(1)}s)`,
   );
   process.exit(total.failures.length === 0 ? 0 : 1);

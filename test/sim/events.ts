@@ -23,6 +23,8 @@ export enum EventKind {
   Crash,
   /** Node `node` is cut off from everyone (a fault aimed at a new leader). */
   Isolate,
+  /** Node `node` sees its connections to leader `src` reset (src crashed). */
+  LeaderLost,
 }
 
 export interface SimEvent {

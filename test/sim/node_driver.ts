@@ -26,8 +26,8 @@ export interface DriverEnv {
   readonly raftConfig: Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied' | 'logger'>;
   /** Hands a message from node `src` to the network; `incarnation` identifies the sending process. */
   send(m: Message, src: NodeId, incarnation: number): void;
-  /** Some node applied the membership change at `index`. */
-  confChangeApplied(index: number, cc: ConfChange): void;
+  /** Some node applied the membership change in entry (index, term). */
+  confChangeApplied(index: number, term: number, cc: ConfChange): void;
   /** This node just became leader (its Ready is still being handled). */
   becameLeader(n: NodeDriver): void;
   /** Node `id` applied the write with this id. */
@@ -198,7 +198,7 @@ export class NodeDriver {
     if (e.type === EntryType.ConfChange) {
       const cc = decodeConfChange(e.data);
       this.confState = applyConfChange(this.confState, cc);
-      this.env.confChangeApplied(e.index, cc);
+      this.env.confChangeApplied(e.index, e.term, cc);
     }
   }
 

@@ -36,6 +36,7 @@ const PROBE_RETRY_TICKS = 3 * ELECTION_TICK;
 /** Chances that a leader elected during the chaos phase is isolated within three ticks, or crashes within two. */
 const LEADER_ISOLATE_CHANCE = 0.35;
 const LEADER_CRASH_CHANCE = 0.15;
+const TERM_FACTOR = 2 ** 21;
 /** A run that takes more steps than this has gone wrong (a message storm). */
 const MAX_STEPS = 3_000_000;
 
@@ -53,6 +54,8 @@ export interface SeedStats {
   readsServed: number;
   crashes: number;
   confChanges: number;
+  /** Membership changes that removed the node leading at the time they were applied. */
+  leaderRemovals: number;
   snapshotsSent: number;
   messages: number;
   /** Ticks from healing to the first fresh write applied on all voters. */
@@ -97,6 +100,8 @@ class Simulation implements ClusterOps {
   private healed = false;
   /** Index of the newest membership change any node applied (applies happen in index order). */
   private lastConfChangeIndex = 0;
+  /** Entries (index * TERM_FACTOR + term) in which a leader proposed to remove itself. */
+  private readonly leaderRemovals = new Set<number>();
   /** Liveness writes: id -> the nodes that applied it. */
   private readonly probes = new Map<number, Set<NodeId>>();
   private lastProbeTick = -Infinity;
@@ -107,6 +112,7 @@ class Simulation implements ClusterOps {
     readsServed: 0,
     crashes: 0,
     confChanges: 0,
+    leaderRemovals: 0,
     snapshotsSent: 0,
     messages: 0,
     recoveryTicks: -1,
@@ -129,7 +135,7 @@ class Simulation implements ClusterOps {
       raftConfig: this.drawRaftConfig(),
       trace: this.trace,
       send: (m, src, inc) => sim.network.send(m, src, inc),
-      confChangeApplied: (index, cc) => sim.confChangeApplied(index, cc),
+      confChangeApplied: (index, term, cc) => sim.confChangeApplied(index, term, cc),
       becameLeader: (n) => sim.becameLeader(n),
       writeApplied: (node, writeId) => sim.probes.get(writeId)?.add(node),
     };
@@ -226,6 +232,9 @@ class Simulation implements ClusterOps {
           if (n.raw !== null && n.incarnation === ev.inc && !this.healed) this.crash(n);
           break;
         }
+        case EventKind.LeaderLost:
+          this.leaderLost(ev.node, ev.src);
+          break;
         case EventKind.Isolate:
           if (!this.healed) {
             if (this.trace !== null) this.log(`isolate n${ev.node}`);
@@ -295,7 +304,11 @@ class Simulation implements ClusterOps {
     this.log('HEAL: faults end; liveness check starts');
     this.network.faults = NO_FAULTS;
     this.network.healPartitions();
-    for (const n of this.drivers.values()) if (!n.decommissioned && n.raw === null) this.restart(n);
+    for (const n of this.drivers.values()) {
+      if (n.decommissioned) continue;
+      if (n.raw === null) this.restart(n);
+      else this.setTimeouts(n, ELECTION_TICK, HEARTBEAT_TICK);
+    }
   }
 
   /** Succeeds once some fresh write is applied by every voter of the current leader's configuration. */
@@ -327,11 +340,12 @@ class Simulation implements ClusterOps {
     return `[liveness] leader n${l.id} (voters ${l.confState.voters.join(',')}) did not get a fresh write applied on every voter within ${LIVENESS_TICKS} ticks; nodes: ${up.join(' ')}`;
   }
 
-  private confChangeApplied(index: number, cc: ConfChange): void {
+  private confChangeApplied(index: number, term: number, cc: ConfChange): void {
     if (index <= this.lastConfChangeIndex) return; // another node applied it first
     this.lastConfChangeIndex = index;
     this.stats.confChanges++;
     if (cc.type !== ConfChangeType.RemoveNode || !this.drivers.has(cc.nodeId)) return;
+    if (this.leaderRemovals.has(index * TERM_FACTOR + term)) this.stats.leaderRemovals++;
     // The operator shuts a removed node down a little later, as it would in production.
     this.queue.push(this.queue.now + 1 + this.rng.intn(3 * UNITS_PER_TICK), EventKind.Shutdown, cc.nodeId);
   }
@@ -391,6 +405,25 @@ class Simulation implements ClusterOps {
   crash(n: NodeDriver): void {
     this.stats.crashes++;
     this.step(`crash n${n.id}`, null, () => n.crash());
+    // Its followers' transports see the connections reset soon after, and most of them tell
+    // the core, which then may elect a successor without waiting out the lease.
+    for (const f of this.drivers.values()) {
+      if (f.up && f.lead === n.id && this.rng.chance(0.8)) {
+        this.queue.push(this.queue.now + 1 + this.rng.intn(5), EventKind.LeaderLost, f.id, null, n.id);
+      }
+    }
+  }
+
+  private leaderLost(id: NodeId, leader: NodeId): void {
+    const f = this.drivers.get(id)!;
+    if (f.raw === null || f.lead !== leader) return;
+    this.step(`n${id} lost its connection to leader n${leader}`, f, () => f.raw!.forgetLeader());
+  }
+
+  setTimeouts(n: NodeDriver, electionTick: number, heartbeatTick: number): void {
+    this.step(`n${n.id} reloads timeouts: election ${electionTick}, heartbeat ${heartbeatTick}`, n, () =>
+      n.raw!.setTimeouts(electionTick, heartbeatTick),
+    );
   }
 
   restart(n: NodeDriver): void {
@@ -427,7 +460,8 @@ class Simulation implements ClusterOps {
   changeMembership(at: NodeDriver, type: ConfChangeType, target: NodeId | 'fresh'): void {
     const nodeId = target === 'fresh' ? this.nextNodeId : target;
     this.step(`propose ${ConfChangeType[type]} n${nodeId} at n${at.id}`, at, () => {
-      at.raw!.proposeConfChange({ type, nodeId, context: new Uint8Array(0) });
+      const appended = at.raw!.proposeConfChange({ type, nodeId, context: new Uint8Array(0) });
+      if (appended !== null && nodeId === at.id) this.leaderRemovals.add(appended.index * TERM_FACTOR + appended.term);
       if (target === 'fresh') {
         // The new member starts empty; it learns the log (or a snapshot) from the leader.
         this.nextNodeId++;

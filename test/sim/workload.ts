@@ -30,6 +30,8 @@ export interface ClusterOps {
   transferLeadership(at: NodeDriver, target: NodeId): void;
   /** Makes `n` start an election now, as if its election timeout had elapsed. */
   campaign(n: NodeDriver): void;
+  /** A configuration reload on `n` changes its timeouts (healing restores the defaults). */
+  setTimeouts(n: NodeDriver, electionTick: number, heartbeatTick: number): void;
   snapshot(n: NodeDriver, tail: number): void;
 }
 
@@ -50,6 +52,7 @@ const P = {
   membership: 0.025,
   transfer: 0.012,
   campaign: 0.2,
+  reloadTimeouts: 0.01,
   snapshot: 0.06,
 };
 
@@ -81,6 +84,7 @@ export function chaosTick(c: ClusterOps): void {
     if (voters.length > 0) c.transferLeadership(at, pick(rng, voters));
   }
   if (up.length > 0 && rng.chance(P.campaign)) c.campaign(pick(rng, up));
+  if (up.length > 0 && rng.chance(P.reloadTimeouts)) c.setTimeouts(pick(rng, up), 6 + rng.intn(10), 1 + rng.intn(2));
   if (up.length > 0 && rng.chance(P.snapshot)) c.snapshot(pick(rng, up), rng.intn(12));
 }
 
