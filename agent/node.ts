@@ -97,6 +97,8 @@ interface PendingProposal {
 
 interface QueuedProposal {
   seq: number;
+  /** Fires when the proposal has waited requestTimeoutMs, queued or in the core. */
+  timer: NodeJS.Timeout;
   data: Uint8Array;
   type: EntryType;
   started: number;
@@ -169,6 +171,8 @@ export class Agent extends EventEmitter {
   /** Tells this process's proposals apart from a previous run's when the log is replayed. */
   private readonly epoch = randomInt(0, 2 ** 32);
   private nextSeq = 0;
+  /** When the Ready being processed was taken (0: none in flight). */
+  private readyStartedAt = 0;
   private readonly waitingReads: PendingRead[] = [];
   private readonly issuedReads = new Map<string, PendingRead[]>();
   private readonly readyReads: PendingRead[] = [];
@@ -440,7 +444,26 @@ export class Agent extends EventEmitter {
     if (this.running && (this.proposalQueue.length > 0 || this.waitingReads.length > 0 || this.raw.hasReady())) this.kick();
   }
 
+  /**
+   * The state to report: ERROR as well when a log write has been outstanding for longer than
+   * two election timeouts (at least 5 s): a hung disk, not a busy one.
+   */
+  workerState(): WorkerState {
+    if (this.state !== 'RUNNING' || this.readyStartedAt === 0) return this.state;
+    const stuckMs = Date.now() - this.readyStartedAt;
+    return stuckMs > Math.max(5000, 2 * this.opts.electionTimeoutMs) ? 'ERROR' : 'RUNNING';
+  }
+
   private async handleReady(rd: Ready): Promise<void> {
+    this.readyStartedAt = Date.now();
+    try {
+      await this.processReady(rd);
+    } finally {
+      this.readyStartedAt = 0;
+    }
+  }
+
+  private async processReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // Leader appends and heartbeats do not depend on the leader's own disk write (thesis
     // §10.2.1): the leader counts itself only once advance() reports the entries durable.
@@ -682,11 +705,31 @@ export class Agent extends EventEmitter {
   private enqueue(type: EntryType, data: Uint8Array, seq = ++this.nextSeq): Promise<ApplyResult> {
     this.assertRunning();
     // Membership changes are made on the leader only, so the caller learns where it is.
-    if (type === EntryType.ConfChange ? !this.isLeader() : this.lead === NONE) return Promise.reject(this.notLeader());
+    // Other writes wait (up to the request timeout) for a leader to be known.
+    if (type === EntryType.ConfChange && !this.isLeader()) return Promise.reject(this.notLeader());
     return new Promise((resolve, reject) => {
-      this.proposalQueue.push({ seq, type, data, started: performance.now(), resolve, reject });
+      const timer = setTimeout(() => this.expire(seq), this.requestTimeoutMs);
+      timer.unref?.();
+      this.proposalQueue.push({ seq, type, data, started: performance.now(), resolve, reject, timer });
       this.kick();
     });
+  }
+
+  /** A proposal ran out of time, still queued (no leader) or in the core (no quorum). */
+  private expire(seq: number): void {
+    const qi = this.proposalQueue.findIndex((q) => q.seq === seq);
+    if (qi >= 0) {
+      const [q] = this.proposalQueue.splice(qi, 1);
+      this.counters.proposalsFailed++;
+      this.metrics.proposals.inc({ result: 'timeout' });
+      q.reject(new AgentError(`no leader was elected within ${this.requestTimeoutMs} ms (is a majority of the nodes up?); the write was not made`, 'timeout'));
+      return;
+    }
+    this.settle(
+      seq,
+      null,
+      new AgentError(`the write was not committed within ${this.requestTimeoutMs} ms (no quorum reachable?); it may still commit later`, 'timeout'),
+    );
   }
 
   /** Moves queued proposals into the core, at most batch_size per Ready. */
@@ -702,6 +745,7 @@ export class Agent extends EventEmitter {
       );
       return;
     }
+    if (this.lead === NONE) return; // wait for a leader (or the timeout)
     const n = Math.min(this.proposalQueue.length, this.opts.batchSize);
     for (let i = 0; i < n; i++) {
       const q = this.proposalQueue.shift()!;
@@ -709,6 +753,7 @@ export class Agent extends EventEmitter {
       try {
         if (q.type === EntryType.ConfChange) {
           if (!this.isLeader()) {
+            clearTimeout(q.timer);
             q.reject(this.notLeader());
             continue;
           }
@@ -719,26 +764,20 @@ export class Agent extends EventEmitter {
       } catch (e) {
         this.counters.proposalsFailed++;
         this.metrics.proposals.inc({ result: 'refused' });
+        clearTimeout(q.timer);
         q.reject(e instanceof ProposalDroppedError ? new AgentError(e.message, 'conflict') : (e as Error));
         continue;
       }
-      const timer = setTimeout(
-        () =>
-          this.settle(
-            q.seq,
-            null,
-            new AgentError(`the write was not committed within ${this.requestTimeoutMs} ms (no quorum reachable?); it may still commit later`, 'timeout'),
-          ),
-        this.requestTimeoutMs,
-      );
-      timer.unref?.();
-      this.pending.set(q.seq, { index: r?.index ?? 0, term: r?.term ?? 0, started: q.started, resolve: q.resolve, reject: q.reject, timer });
+      this.pending.set(q.seq, { index: r?.index ?? 0, term: r?.term ?? 0, started: q.started, resolve: q.resolve, reject: q.reject, timer: q.timer });
       if (r) this.bySlot.set(r.index, q.seq);
     }
   }
 
   private failQueued(e: Error): void {
-    for (const q of this.proposalQueue.splice(0)) q.reject(e);
+    for (const q of this.proposalQueue.splice(0)) {
+      clearTimeout(q.timer);
+      q.reject(e);
+    }
   }
 
   // ---- linearizable reads (ReadIndex) --------------------------------------------------------
