@@ -51,7 +51,17 @@ export class EventQueue {
   }
 
   push(time: number, kind: EventKind, node: NodeId, msg: Message | null = null, src = 0, inc = 0, lost = false): void {
-    const ev: SimEvent = { time, seq: this.seq++, kind, node, msg, src, inc, lost };
+    this.insert({ time, seq: this.seq++, kind, node, msg, src, inc, lost });
+  }
+
+  /** Puts a popped event back for a later time, behind everything already due then. */
+  postpone(ev: SimEvent, time: number): void {
+    ev.time = time;
+    ev.seq = this.seq++;
+    this.insert(ev);
+  }
+
+  private insert(ev: SimEvent): void {
     const h = this.heap;
     let i = h.length;
     h.push(ev);

@@ -48,6 +48,8 @@ export class NodeDriver {
   incarnation = 0;
   /** Permanently shut down (removed from the cluster); never restarts. */
   decommissioned = false;
+  /** Set by a fault: the next Ready that writes anything is written only in part, then the node crashes. */
+  tornWritePending = false;
 
   role: StateRole = StateRole.Follower;
   lead: NodeId = 0;
@@ -107,6 +109,7 @@ export class NodeDriver {
   /** Loses everything volatile: the RawNode, the state machine, pending reads. */
   crash(): void {
     this.raw = null;
+    this.tornWritePending = false;
     this.incarnation++;
     this.role = StateRole.Follower;
     this.lead = 0;
@@ -114,12 +117,12 @@ export class NodeDriver {
     this.env.checker.nodeStopped(this.id);
   }
 
-  /** Processes Ready batches until the node has nothing more to do. */
+  /** Processes Ready batches until the node has nothing more to do (or crashed doing so). */
   handleReadies(): void {
     const raw = this.raw;
     if (raw === null) return;
     // A correct core settles after a few rounds; a loop that never ends is a bug worth naming.
-    for (let rounds = 0; raw.hasReady(); rounds++) {
+    for (let rounds = 0; this.raw === raw && raw.hasReady(); rounds++) {
       if (rounds === 1000) throw new InvariantViolation('ready-contract', `n${this.id} still has a Ready after 1000 rounds`);
       this.handleReady(raw, raw.ready());
     }
@@ -129,11 +132,12 @@ export class NodeDriver {
   private handleReady(raw: RawNode, rd: Ready): void {
     const trace = this.env.trace;
     if (trace !== null) trace(describeReady(this.id, rd));
-    // 1. Persist: snapshot, then entries, then hard state.
-    if (rd.snapshot !== null) {
-      this.env.checker.snapshotPersisted(this.id, rd.snapshot.metadata);
-      this.storage.applySnapshot(rd.snapshot);
+    if (this.tornWritePending && (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null)) {
+      this.tornWrite(rd);
+      return;
     }
+    // 1. Persist: snapshot, then entries, then hard state.
+    if (rd.snapshot !== null) this.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.persistEntries(rd.entries);
     if (rd.hardState !== null) this.persistHardState(rd.hardState);
     if (rd.softState !== null || rd.hardState !== null) {
@@ -158,6 +162,42 @@ export class NodeDriver {
     if (this.pendingReads.length > 0) this.serveReads();
     // 5.
     raw.advance(rd);
+  }
+
+  /**
+   * The process dies while writing this Ready, and the disk keeps a prefix of the writes in
+   * the order the agent's DiskStorage makes them durable: a new term and vote first (entries
+   * of a term must never be durable while the term is not), then the snapshot (which makes
+   * its index committed), then the entries one by one, then the commit index. Nothing is
+   * sent or applied. A restart must cope with any of these states.
+   */
+  private tornWrite(rd: Ready): void {
+    this.tornWritePending = false;
+    const hs = rd.hardState;
+    const termVote = hs !== null && (hs.term !== this.hard.term || hs.vote !== this.hard.vote);
+    const pieces = (termVote ? 1 : 0) + (rd.snapshot !== null ? 1 : 0) + rd.entries.length + (hs !== null ? 1 : 0);
+    let keep = this.env.rng.intn(pieces + 1);
+    if (this.env.trace !== null) this.env.trace(`  n${this.id} crashes while writing: ${keep} of ${pieces} writes reach the disk`);
+    if (termVote) {
+      if (keep-- > 0) this.persistHardState({ term: hs.term, vote: hs.vote, commit: this.hard.commit });
+      else keep = 0;
+    }
+    if (rd.snapshot !== null) {
+      if (keep-- > 0) {
+        this.persistSnapshot(rd.snapshot);
+        const commit = Math.max(this.hard.commit, rd.snapshot.metadata.index);
+        this.persistHardState({ term: this.hard.term, vote: this.hard.vote, commit });
+      } else keep = 0;
+    }
+    const k = Math.max(0, Math.min(keep, rd.entries.length));
+    if (k > 0) this.persistEntries(k === rd.entries.length ? rd.entries : rd.entries.slice(0, k));
+    if (k === rd.entries.length && keep > k && hs !== null) this.persistHardState(hs);
+    this.crash();
+  }
+
+  private persistSnapshot(snap: Snapshot): void {
+    this.env.checker.snapshotPersisted(this.id, snap.metadata);
+    this.storage.applySnapshot(snap);
   }
 
   private persistEntries(entries: Entry[]): void {

@@ -100,6 +100,8 @@ class Simulation implements ClusterOps {
   private healed = false;
   /** Index of the newest membership change any node applied (applies happen in index order). */
   private lastConfChangeIndex = 0;
+  /** Paused nodes and the time they resume. */
+  private readonly paused = new Map<NodeId, number>();
   /** Entries (index * TERM_FACTOR + term) in which a leader proposed to remove itself. */
   private readonly leaderRemovals = new Set<number>();
   /** Liveness writes: id -> the nodes that applied it. */
@@ -250,20 +252,27 @@ class Simulation implements ClusterOps {
     const to = this.drivers.get(m.to);
     const from = this.drivers.get(ev.src);
     const senderAlive = from !== undefined && from.raw !== null && from.incarnation === ev.inc;
-    if (ev.lost || to === undefined || to.raw === null || this.network.isBlocked(ev.src, m.to)) {
+    const deliverable = !ev.lost && to !== undefined && to.raw !== null && !this.network.isBlocked(ev.src, m.to);
+    // A transport notices a refused connection or a failed snapshot stream, not a lost datagram;
+    // a snapshot's fate is always reported, as etcd's transport does.
+    const feedback = senderAlive && (m.type === MessageType.Snap || (!deliverable && !ev.lost));
+    // A paused process neither reads its sockets nor hears from its transport until it resumes.
+    const wait = Math.max(deliverable ? this.pausedUntil(m.to) : 0, feedback ? this.pausedUntil(ev.src) : 0);
+    if (wait > this.queue.now) {
+      this.queue.postpone(ev, wait);
+      return;
+    }
+    if (!deliverable) {
       if (this.trace !== null) this.log(`drop ${describeMessage(m)}${ev.lost ? ' (lost)' : ''}`);
-      // A transport notices a refused connection or a failed snapshot stream, not a lost datagram;
-      // a snapshot's fate is always reported, as etcd's transport does.
-      if (!senderAlive) return;
-      if (m.type === MessageType.Snap) from.raw!.reportSnapshot(m.to, false);
-      else if (!ev.lost) from.raw!.reportUnreachable(m.to);
-      else return;
-      from.handleReadies();
+      if (!feedback) return;
+      if (m.type === MessageType.Snap) from!.raw!.reportSnapshot(m.to, false);
+      else from!.raw!.reportUnreachable(m.to);
+      from!.handleReadies();
       return;
     }
     if (this.trace !== null) this.log(`deliver ${describeMessage(m)}`);
-    to.raw.step(m);
-    to.handleReadies();
+    to!.raw!.step(m);
+    to!.handleReadies();
     if (m.type === MessageType.Snap) {
       this.stats.snapshotsSent++;
       if (senderAlive) {
@@ -278,9 +287,10 @@ class Simulation implements ClusterOps {
     if (n.decommissioned) return;
     this.queue.push(this.queue.now + UNITS_PER_TICK, EventKind.Tick, id);
     const raw = n.raw;
-    if (raw === null) return;
+    if (raw === null || this.pausedUntil(id) > this.queue.now) return; // a paused process's clock stands still
     raw.tick();
     n.handleReadies();
+    if (n.raw !== raw) return; // it crashed while writing
     // The commit index must not go backwards between Readies either.
     const st = raw.status();
     this.checker.commitReported(id, st.hardState.commit, st.hardState.term);
@@ -304,8 +314,10 @@ class Simulation implements ClusterOps {
     this.log('HEAL: faults end; liveness check starts');
     this.network.faults = NO_FAULTS;
     this.network.healPartitions();
+    this.paused.clear();
     for (const n of this.drivers.values()) {
       if (n.decommissioned) continue;
+      n.tornWritePending = false;
       if (n.raw === null) this.restart(n);
       else this.setTimeouts(n, ELECTION_TICK, HEARTBEAT_TICK);
     }
@@ -404,6 +416,7 @@ class Simulation implements ClusterOps {
 
   crash(n: NodeDriver): void {
     this.stats.crashes++;
+    this.paused.delete(n.id);
     this.step(`crash n${n.id}`, null, () => n.crash());
     // Its followers' transports see the connections reset soon after, and most of them tell
     // the core, which then may elect a successor without waiting out the lease.
@@ -414,9 +427,21 @@ class Simulation implements ClusterOps {
     }
   }
 
+  tornCrash(n: NodeDriver): void {
+    this.step(`n${n.id} will crash in the middle of its next write`, null, () => (n.tornWritePending = true));
+  }
+
+  pause(n: NodeDriver, ticks: number): void {
+    this.step(`pause n${n.id} for ${ticks} ticks`, null, () => this.paused.set(n.id, this.queue.now + ticks * UNITS_PER_TICK));
+  }
+
+  private pausedUntil(id: NodeId): number {
+    return this.paused.size === 0 ? 0 : (this.paused.get(id) ?? 0);
+  }
+
   private leaderLost(id: NodeId, leader: NodeId): void {
     const f = this.drivers.get(id)!;
-    if (f.raw === null || f.lead !== leader) return;
+    if (f.raw === null || f.lead !== leader || this.pausedUntil(id) > this.queue.now) return;
     this.step(`n${id} lost its connection to leader n${leader}`, f, () => f.raw!.forgetLeader());
   }
 
@@ -487,7 +512,8 @@ class Simulation implements ClusterOps {
    * core declines (no leader, transfer under way, change pending) is a normal outcome.
    */
   private step(what: string, n: NodeDriver | null, act: () => unknown): void {
-    if (n !== null && n.raw === null) return; // crashed earlier in this same tick
+    // Requests to a node that crashed earlier in this tick, or is paused, go unanswered.
+    if (n !== null && (n.raw === null || this.pausedUntil(n.id) > this.queue.now)) return;
     this.steps++;
     if (this.trace !== null) this.log(what);
     try {

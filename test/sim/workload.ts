@@ -18,6 +18,10 @@ export interface ClusterOps {
   propose(n: NodeDriver): void;
   read(n: NodeDriver): void;
   crash(n: NodeDriver): void;
+  /** `n` crashes in the middle of its next write to disk. */
+  tornCrash(n: NodeDriver): void;
+  /** `n` stops (a long GC pause, a stopped VM) and resumes `ticks` later with its state intact. */
+  pause(n: NodeDriver, ticks: number): void;
   restart(n: NodeDriver): void;
   setFaults(f: FaultRates): void;
   partition(a: NodeId[], b: NodeId[]): void;
@@ -38,8 +42,13 @@ export interface ClusterOps {
 /** The fewest voters a membership change may leave: with fewer, one crash stalls the cluster. */
 const MIN_VOTERS = 3;
 const MAX_LEARNERS = 2;
+/** Up to four election timeouts: long enough for the others to move on without the paused node. */
+const MAX_PAUSE_TICKS = 40;
 
-/** Per-tick chances of each kind of event during the chaos phase. */
+/**
+ * Per-tick chances of each kind of event during the chaos phase. Forced campaigns are
+ * frequent on purpose: elections racing with replication are where Raft's subtle bugs live.
+ */
 const P = {
   write: 0.6,
   read: 0.3,
@@ -48,6 +57,8 @@ const P = {
   heal: 0.03,
   reconnect: 0.05,
   crash: 0.012,
+  tornCrash: 0.006,
+  pause: 0.01,
   restart: 0.06,
   membership: 0.025,
   transfer: 0.012,
@@ -76,6 +87,11 @@ export function chaosTick(c: ClusterOps): void {
   if (rng.chance(P.heal)) c.healPartitions();
   if (rng.chance(P.reconnect)) c.reconnect(pick(rng, members));
   if (up.length > 0 && rng.chance(P.crash)) c.crash(pick(rng, up));
+  if (up.length > 0 && rng.chance(P.tornCrash)) c.tornCrash(pick(rng, up));
+  if (up.length > 0 && rng.chance(P.pause)) {
+    const l = c.leader();
+    c.pause(l !== null && rng.chance(0.5) ? l : pick(rng, up), 1 + rng.intn(MAX_PAUSE_TICKS));
+  }
   if (down.length > 0 && rng.chance(P.restart)) c.restart(pick(rng, down));
   if (rng.chance(P.membership)) changeMembership(c);
   if (up.length > 0 && rng.chance(P.transfer)) {
