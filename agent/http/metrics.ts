@@ -71,6 +71,18 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly peerLastContact = new Gauge({
+    name: 'pgraft_peer_last_contact_seconds',
+    help: 'Seconds since this node last received a message from each member.',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+  });
+  readonly running = new Gauge({
+    name: 'pgraft_agent_running',
+    help: '1 while the agent runs normally; 0 once it has stopped, or stopped after an error.',
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pgraft_' });
   }
