@@ -22,8 +22,8 @@ const REPORT_EVERY_MS = 5000;
 /**
  * Asks a member to add this node: as a learner first, then, once it has caught up, as a
  * voter (the leader does both; see Agent.addMember). The node learns the members'
- * addresses from that member's status first, so that it can answer the leader before its
- * own log names anyone. Retries while the cluster cannot serve (no leader, member down,
+ * addresses from that member's status first (the leader's handshake would tell it too).
+ * Retries while the cluster cannot serve (no leader, member down,
  * another change in progress) until the deadline; refusals that a retry cannot fix end it.
  */
 export async function joinCluster(o: JoinOptions): Promise<void> {

@@ -314,42 +314,8 @@ export class ApiServer {
     if (learner && conf.learners.includes(id)) {
       throw new ApiError(409, `node ${id} is already a learner`, `to make it a voter: pgraft add-voter ${id} ${raft}`, { id, role: 'learner' });
     }
-    if (api) await this.introduce(api);
     await this.agent.addMember(id, raft, api ?? undefined, learner, timeoutMs);
     sendJson(call.res, 200, { id, role: learner ? 'learner' : 'voter', raft, api: api ?? null });
-  }
-
-  /**
-   * Tells a node about to be added how to reach the members (POST /v1/peers on its API). A
-   * node started with an empty log and no --join knows nobody, and could not answer the
-   * leader otherwise. Best effort: a node that joined with --join already knows them.
-   */
-  private async introduce(api: string): Promise<void> {
-    const members = statusView(this.agent, this.opts.clusterId).members.map((m) => ({ id: m.id, raft: m.raftAddress, api: m.apiAddress || undefined }));
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    const token = this.opts.authToken();
-    if (token !== null) headers.authorization = `Bearer ${token}`;
-    try {
-      const res = await fetch(`http://${api}/v1/peers`, { method: 'POST', headers, body: JSON.stringify({ members }), signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-    } catch (e) {
-      this.opts.logger.debug({ api, err: (e as Error).message }, 'could not tell the new member about the cluster; it must know it already (--join)');
-    }
-  }
-
-  /** Learns how to reach members (see introduce); addresses already known are kept. */
-  peers(call: Call, body: Buffer): void {
-    const list = parseJsonObject(body).members;
-    if (!Array.isArray(list)) throw new ApiError(400, '"members" must be a list of {id, raft, api}');
-    const learned: number[] = [];
-    for (const m of list as Record<string, unknown>[]) {
-      const id = nodeId(m?.id, 'a member id');
-      const raft = address(m.raft, 'raft', true)!;
-      const api = address(m.api, 'api', false);
-      this.agent.learnMemberAddress(id, raft, api ?? undefined);
-      learned.push(id);
-    }
-    sendJson(call.res, 200, { learned });
   }
 
   async removeMember(call: Call): Promise<void> {
@@ -492,6 +458,5 @@ const ROUTES: Route[] = [
     handle: ApiServer.prototype.waitSync,
   },
   { method: 'POST', path: '/v1/transfer-leadership', mutating: true, leaderOnly: true, body: controlBody, handle: ApiServer.prototype.transferLeadership },
-  { method: 'POST', path: '/v1/peers', mutating: true, leaderOnly: false, body: controlBody, handle: ApiServer.prototype.peers },
   { method: 'POST', path: '/v1/snapshot', mutating: true, leaderOnly: false, body: controlBody, handle: ApiServer.prototype.snapshot },
 ];

@@ -84,6 +84,15 @@ export class AgentMetrics {
   });
 
   constructor(opts: { processMetrics?: boolean } = {}) {
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pgraft_' });
+    // Every outcome is exported from the start (at 0), so that rate() and alerts see a
+    // series before the first proposal of that kind.
+    for (const result of ['committed', 'refused', 'timeout', 'failed']) this.proposals.inc({ result }, 0);
+    if (opts.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'pgraft_' });
+      // prom-client also sums its per-type gauges (nodejs_active_handles, ...) into gauges
+      // named *_total, a suffix Prometheus reserves for counters (promtool check metrics
+      // refuses them); the per-type gauges stay.
+      for (const n of ['active_handles', 'active_requests', 'active_resources']) this.registry.removeSingleMetric(`pgraft_nodejs_${n}_total`);
+    }
   }
 }
