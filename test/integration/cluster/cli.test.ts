@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestCluster, cleanupAgents, expectAllReadable, freePorts, putMany, runCli, waitFor } from '../../support/agents';
+import { LEVEL, TestCluster, cleanupAgents, expectAllReadable, freePorts, putMany, runCli, tempDir, waitFor } from '../../support/agents';
 
 afterEach(cleanupAgents);
 
@@ -74,6 +74,13 @@ describe('a 3-node cluster through the CLI', () => {
     expect((await runCli(['remove', 'abc'])).code).toBe(2);
     expect((await runCli(['status', '--request-timeout', 'soon'])).code).toBe(2);
     expect((await runCli(['agent', '--learner'])).code).toBe(2);
+    // An invalid configuration: every problem on stderr with its file and line, nothing started.
+    const bad = path.join(tempDir(), 'postgresql.conf');
+    fs.writeFileSync(bad, "pgraft.node_id = 1\npgraft.data_dir = '/nonexistent/pgraft'\npgraft.election_timeout = 'soon'\npgraft.nodeid = 2\n");
+    const invalid = await runCli(['agent', '--config', bad]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain(`${bad}:3: invalid value "soon" for pgraft.election_timeout`);
+    expect(invalid.stderr).toMatch(new RegExp(`${bad}:4: unknown setting "pgraft.nodeid"; did you mean "pgraft.node_id"\\?`));
     const [free] = await freePorts(1);
     const unreachable = await runCli(['health', '--api', `127.0.0.1:${free}`]);
     expect(unreachable.code).toBe(3);
@@ -113,11 +120,12 @@ describe('a 3-node cluster through the CLI', () => {
 
 describe('token auth', () => {
   test('mutating calls need the token; reads stay open; the CLI exits 6 without it', async () => {
-    const c = await TestCluster.create({ size: 3 });
+    const c = await TestCluster.create({ size: 3, spare: 1 });
     const tokenFile = path.join(c.dir, 'token');
     fs.writeFileSync(tokenFile, 's3cret-token\n', { mode: 0o600 });
     for (const n of c.nodes.values()) {
-      n.settings['pgraft.auth_token_file'] = `'${tokenFile}'`;
+      n.settings['pgraft.auth_token'] = n.id === 4 ? "'not-the-token'" : "''";
+      if (n.id !== 4) n.settings['pgraft.auth_token_file'] = `'${tokenFile}'`;
       n.writeConfig();
     }
     c.startFounders();
@@ -136,5 +144,11 @@ describe('token auth', () => {
     expect((await runCli(['snapshot', '--api', follower.apiAddress])).code).toBe(6);
     expect((await runCli(['snapshot', '--api', follower.apiAddress, '--token', 's3cret-token'])).code).toBe(0);
     expect((await runCli(['snapshot', '--api', follower.apiAddress], { PGRAFT_AUTH_TOKEN: 's3cret-token' })).code).toBe(0);
+
+    // A node that presents another token cannot join: it stops with exit code 6.
+    const intruder = c.node(4).start(['--join', follower.apiAddress]);
+    expect((await intruder.waitExit(10_000)).code).toBe(6);
+    expect(intruder.lines.find((l) => l.level === LEVEL.fatal)?.msg).toMatch(/could not join the cluster.*API token/);
+    expect((await leader.status()).members.map((m) => m.id)).toEqual([1, 2, 3]);
   });
 });
