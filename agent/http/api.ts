@@ -117,7 +117,9 @@ export class ApiServer {
       sendError(res, new ApiError(400, `"${req.url}" is not a valid request path`));
       return;
     }
-    const found = this.route(req.method ?? 'GET', url.pathname);
+    // HEAD is GET without the body (node:http leaves it out), for load balancers' checks.
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const found = this.route(method, url.pathname);
     if (found instanceof ApiError) {
       req.resume();
       sendError(res, found);

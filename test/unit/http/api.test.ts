@@ -159,6 +159,9 @@ describe('HTTP API on a one-node cluster', () => {
   test('health, leader and status of the only node', async () => {
     expect((await call(port, 'GET', '/health')).body).toMatchObject({ status: 'ok', nodeId: 1, role: 'leader', leaderId: 1 });
     expect((await call(port, 'GET', '/leader')).status).toBe(200);
+    const head = await fetch(`http://127.0.0.1:${port}/health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
     const st = (await call(port, 'GET', '/v1/status')).body;
     expect(st).toMatchObject({ nodeId: 1, clusterId: 'test', state: 'RUNNING', role: 'leader', leaderId: 1, failure: null });
     expect(st.members).toEqual([
