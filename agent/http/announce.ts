@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Agent } from '../node';
 import { NONE } from '../raft/types';
+import { apiAddressOf } from './status';
 
 const CHECK_EVERY_MS = 1000;
 
@@ -38,7 +39,7 @@ export class ApiAddressAnnouncer {
     const lead = a.leaderId();
     const conf = a.status().config;
     if (lead === NONE || (!conf.voters.includes(a.id) && !conf.learners.includes(a.id))) return;
-    const leaderApi = a.memberAddress(lead)?.api || a.fsm.member(lead)?.apiAddress;
+    const leaderApi = apiAddressOf(a, lead);
     if (!leaderApi) return;
     this.inFlight = true;
     try {

@@ -16,7 +16,7 @@ import {
   sendJson,
   tokenMatches,
 } from './respond';
-import { statusView } from './status';
+import { apiAddressOf, statusView } from './status';
 
 export interface ApiServerOptions {
   agent: Agent;
@@ -183,7 +183,7 @@ export class ApiServer {
 
   private async forward(call: Call, body: Buffer, extraMs: number): Promise<void> {
     const lead = this.agent.leaderId();
-    const api = lead === NONE ? '' : (this.agent.memberAddress(lead)?.api || this.agent.fsm.member(lead)?.apiAddress || '');
+    const api = apiAddressOf(this.agent, lead);
     if (call.req.headers[FORWARDED_HEADER] !== undefined) {
       throw noLeader(lead, api, `node ${this.agent.id} received a forwarded request but is not the leader (leadership moved)`);
     }
@@ -242,7 +242,7 @@ export class ApiServer {
       sendJson(call.res, 200, { leader: true, nodeId: a.id, leaderId: a.id, term: st.hardState.term });
       return;
     }
-    const api = lead === NONE ? '' : (a.memberAddress(lead)?.api || a.fsm.member(lead)?.apiAddress || '');
+    const api = apiAddressOf(a, lead);
     throw new ApiError(
       503,
       lead === NONE ? `node ${a.id} is not the leader, and no leader is known` : `node ${a.id} is not the leader; node ${lead} is`,

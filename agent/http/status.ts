@@ -37,6 +37,12 @@ export interface StatusView {
   members: MemberView[];
 }
 
+/** Where a member's HTTP API listens, as this node knows it; '' when unknown (or for NONE). */
+export function apiAddressOf(agent: Agent, id: NodeId): string {
+  if (id === NONE) return '';
+  return agent.memberAddress(id)?.api || agent.fsm.member(id)?.apiAddress || '';
+}
+
 export function statusView(agent: Agent, clusterId: string, now = Date.now()): StatusView {
   const st = agent.status();
   const lead = st.softState.lead;
@@ -45,15 +51,14 @@ export function statusView(agent: Agent, clusterId: string, now = Date.now()): S
   const members: MemberView[] = [...ids]
     .sort((a, b) => a - b)
     .map((id) => {
-      const addr = agent.memberAddress(id);
-      const info = agent.fsm.member(id);
+      const raft = agent.memberAddress(id)?.raft || agent.fsm.member(id)?.raftAddress || '';
       const pr = progress?.get(id);
       const match = pr ? (id === agent.id ? st.lastIndex : pr.match) : null;
       const contact = id === agent.id ? now : agent.lastContact.get(id);
       return {
         id,
-        raftAddress: addr?.raft || info?.raftAddress || '',
-        apiAddress: addr?.api || info?.apiAddress || '',
+        raftAddress: raft,
+        apiAddress: apiAddressOf(agent, id),
         role: st.config.learners.includes(id) ? 'learner' : 'voter',
         leader: id === lead,
         matchIndex: match,
@@ -61,7 +66,7 @@ export function statusView(agent: Agent, clusterId: string, now = Date.now()): S
         lastContactMs: contact === undefined ? null : Math.max(0, now - contact),
       };
     });
-  const leaderApi = lead === NONE ? '' : (agent.memberAddress(lead)?.api || agent.fsm.member(lead)?.apiAddress || '');
+  const leaderApi = apiAddressOf(agent, lead);
   return {
     nodeId: agent.id,
     clusterId,
