@@ -171,6 +171,8 @@ export class Agent extends EventEmitter {
   /** Tells this process's proposals apart from a previous run's when the log is replayed. */
   private readonly epoch = randomInt(0, 2 ** 32);
   private nextSeq = 0;
+  /** Term and vote known to be on disk (early sends depend on them). */
+  private durableTermVote = { term: 0, vote: 0 };
   /** When the Ready being processed was taken (0: none in flight). */
   private readyStartedAt = 0;
   private readonly waitingReads: PendingRead[] = [];
@@ -228,6 +230,8 @@ export class Agent extends EventEmitter {
 
     const tickMs = o.heartbeatIntervalMs;
     this.raw = this.createRawNode(snap.metadata.index);
+    const hs = this.storage.initialState().hardState;
+    this.durableTermVote = { term: hs.term, vote: hs.vote };
     this.replayedUpTo = this.raw.status().hardState.commit;
 
     this.transport = new PeerTransport({
@@ -467,10 +471,15 @@ export class Agent extends EventEmitter {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // Leader appends and heartbeats do not depend on the leader's own disk write (thesis
     // §10.2.1): the leader counts itself only once advance() reports the entries durable.
+    // But they carry its term: when this Ready changes term or vote, nothing leaves before
+    // they are on disk, or a crash could let this node lead the same term twice with
+    // different entries.
+    const termDurable =
+      !rd.hardState || (rd.hardState.term === this.durableTermVote.term && rd.hardState.vote === this.durableTermVote.vote);
     const early: Message[] = [];
     const late: Message[] = [];
     for (const m of rd.messages) {
-      if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) early.push(m);
+      if (termDurable && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap)) early.push(m);
       else late.push(m);
     }
     this.send(early);
@@ -485,6 +494,7 @@ export class Agent extends EventEmitter {
         this.metrics.storageErrors.inc();
         throw e;
       }
+      if (rd.hardState) this.durableTermVote = { term: rd.hardState.term, vote: rd.hardState.vote };
       if (rd.entries.length > 0 || rd.snapshot) {
         this.metrics.fsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
         if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);

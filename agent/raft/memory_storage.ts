@@ -58,6 +58,8 @@ export class MemoryStorage implements Storage {
     if (snap.metadata.index <= this.snap.metadata.index) return;
     this.snap = snap;
     this.ents = [placeholder(snap.metadata.index, snap.metadata.term)];
+    // A snapshot holds only committed entries: the stored commit index never lags it.
+    if (this.hardState.commit < snap.metadata.index) this.hardState = { ...this.hardState, commit: snap.metadata.index };
   }
 
   /** Records the state machine's image at `index` (which must be applied, hence in the log). */

@@ -382,7 +382,12 @@ export class Raft {
       } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
         this.becomeFollower(m.term, m.from);
       } else {
+        // A higher term alone does not restart the election timer (Figure 2: only a leader's
+        // message or a granted vote does); otherwise stale candidates could keep the one
+        // up-to-date voter from ever campaigning.
+        const elapsed = this.electionElapsed;
         this.becomeFollower(m.term, NONE);
+        this.electionElapsed = elapsed;
       }
     } else if (m.term < this.term) {
       if ((this.checkQuorum || this.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {

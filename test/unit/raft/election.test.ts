@@ -256,3 +256,26 @@ describe('forgetting a crashed leader (fast failover)', () => {
     expect(c.get(3).node.status().softState.lead).toBe(1);
   });
 });
+
+describe('election timer (Figure 2)', () => {
+  test('a refused higher-term vote request does not restart the timer', () => {
+    const campaignTicks: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      // Node 1's log is ahead of the stale candidate's, so the vote is refused.
+      const n = new RawNode({ id: 1, storage: storageWithLog([1, 2, 3], [1, 2]), rng: new SeededRng(seed), electionTick: 10, heartbeatTick: 1, preVote: false, checkQuorum: false });
+      for (let i = 0; i < 9; i++) n.tick();
+      n.step(voteReq(2, 7, 3, 1));
+      expect(n.status().hardState).toMatchObject({ term: 7, vote: 0 });
+      let t = 9;
+      while (n.status().softState.role === StateRole.Follower) {
+        n.tick();
+        t++;
+        expect(t).toBeLessThan(40);
+      }
+      campaignTicks.push(t);
+    }
+    // Restarted at tick 9, no campaign could come before tick 19; kept, most come earlier.
+    expect(Math.max(...campaignTicks)).toBeLessThan(20);
+    expect(campaignTicks.some((t) => t < 19)).toBe(true);
+  });
+});
