@@ -19,6 +19,7 @@ import { agentOptions, endpoint } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';
 import { joinCluster } from './join';
+import { PostgresLink } from './postgres_link';
 
 export interface AgentCommandArgs {
   /** --config FILE; else the PostgreSQL data directory's postgresql.conf. */
@@ -130,6 +131,9 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
   }
   const announcer = new ApiAddressAnnouncer(agent, options.apiAddress, () => running.loaded.config.auth_token, logger);
   announcer.start();
+  // The SQL control surface, unless this node has no PostgreSQL (a witness).
+  const postgres = c.pg_conninfo.trim() === '' ? null : new PostgresLink(agent, c.pg_conninfo, logger, c.state_file_interval);
+  postgres?.start();
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -138,6 +142,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
       stopping = true;
       logger.info({ reason: why }, `stopping (${why})`);
       announcer.stop();
+      await postgres?.stop();
       await Promise.all([api.stop(), metricsServer?.stop()]);
       await agent.stop();
       resolve(code);

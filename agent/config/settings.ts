@@ -225,13 +225,13 @@ export const SETTINGS = {
   // The local PostgreSQL
   pg_conninfo: text({
     default: 'host=/var/run/postgresql dbname=postgres',
-    check: (s) => (s.trim() === '' ? 'must not be empty' : null),
-    hint: "give a libpq connection string, e.g. 'host=/var/run/postgresql port=5432 dbname=postgres user=postgres'",
+    check: () => null,
+    hint: "give a libpq connection string, e.g. 'host=/var/run/postgresql port=5432 dbname=postgres user=postgres', or '' for a node without PostgreSQL",
     range: 'keyword=value pairs or a postgresql:// URI',
     live: false,
     group: 'postgres',
     description:
-      'libpq connection string the agent uses for its local PostgreSQL (installing the SQL functions, answering their requests). The role must be a superuser.',
+      "libpq connection string the agent uses for its local PostgreSQL (installing the SQL functions, answering their requests). The role must be a superuser. Empty ('') for a node without PostgreSQL, such as a witness.",
   }),
   rpc_timeout: time({
     default: 5000,

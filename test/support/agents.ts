@@ -242,6 +242,7 @@ export class TestNode {
       'pgraft.heartbeat_interval': `${HEARTBEAT_MS}ms`,
       'pgraft.rpc_timeout': '3s',
       'pgraft.log_level': 'info',
+      'pgraft.pg_conninfo': "''", // these tests run agents without PostgreSQL
       ...this.settings,
     }).map(([k, v]) => `${k} = ${v}`);
     fs.writeFileSync(this.configFile, `# written by test/support/agents.ts\n${lines.join('\n')}\n`);
