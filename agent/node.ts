@@ -171,6 +171,8 @@ export class Agent extends EventEmitter {
   /** Tells this process's proposals apart from a previous run's when the log is replayed. */
   private readonly epoch = randomInt(0, 2 ** 32);
   private nextSeq = 0;
+  /** This node was in the configuration at the last check (see checkMembership). */
+  private wasMember = false;
   /** Term and vote known to be on disk (early sends depend on them). */
   private durableTermVote = { term: 0, vote: 0 };
   /** When the Ready being processed was taken (0: none in flight). */
@@ -232,6 +234,8 @@ export class Agent extends EventEmitter {
     this.raw = this.createRawNode(snap.metadata.index);
     const hs = this.storage.initialState().hardState;
     this.durableTermVote = { term: hs.term, vote: hs.vote };
+    const conf = this.raw.status().config;
+    this.wasMember = conf.voters.includes(this.id) || conf.learners.includes(this.id);
     this.replayedUpTo = this.raw.status().hardState.commit;
 
     this.transport = new PeerTransport({
@@ -485,6 +489,7 @@ export class Agent extends EventEmitter {
     this.send(early);
 
     if (rd.entries.length > 0) this.learnAddresses(rd.entries);
+    if (rd.snapshot || rd.entries.some((e) => e.type === EntryType.ConfChange)) this.checkMembership();
     if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
       const t0 = process.hrtime.bigint();
       try {
@@ -601,8 +606,6 @@ export class Agent extends EventEmitter {
       if (cc.nodeId !== this.id) {
         this.transport.removePeer(cc.nodeId);
         this.addresses.delete(cc.nodeId);
-      } else {
-        this.log.warn({}, 'this node was removed from the cluster; it no longer takes part and can be shut down');
       }
     }
     const c = this.fsm.conf;
@@ -627,6 +630,20 @@ export class Agent extends EventEmitter {
     this.counters.snapshotsInstalled++;
     this.metrics.snapshotsInstalled.inc();
     this.log.info({ index: s.metadata.index, term: s.metadata.term }, 'installed snapshot from the leader');
+  }
+
+  /**
+   * Membership takes effect when its entry reaches the log (thesis §4.1): the moment this
+   * node's log removes it, it stops taking part (the core no longer campaigns); say so once.
+   */
+  private checkMembership(): void {
+    const c = this.raw.status().config;
+    const member = c.voters.includes(this.id) || c.learners.includes(this.id);
+    if (this.wasMember && !member) {
+      this.log.warn({}, 'this node was removed from the cluster: it takes no further part; stop its agent (and its PostgreSQL, if it is retired)');
+      this.emit('removed');
+    }
+    this.wasMember = member;
   }
 
   /** Learns peers' addresses from membership entries as soon as they are in the log (§4.1: config on append). */

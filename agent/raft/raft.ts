@@ -86,6 +86,8 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   private readOnly = new ReadOnly();
   private pendingReadIndexMessages: Message[] = [];
+  /** Some node's removal is not yet committed (see departing()). */
+  private hasDeparting = false;
   /** False while replaying the log at start-up, when membership "changes" are not news. */
   private started = false;
 
@@ -829,6 +831,7 @@ export class Raft {
   maybeCommit(): boolean {
     const mci = committedIndex(this.conf.voters, (id) => this.matchOf(id));
     if (!this.raftLog.maybeCommit(mci, this.term)) return false;
+    if (this.hasDeparting) this.syncProgress(); // a removal committed: stop replicating to the node
     if (this.pendingReadIndexMessages.length > 0 && this.committedEntryInCurrentTerm()) {
       const pending = this.pendingReadIndexMessages;
       this.pendingReadIndexMessages = [];
@@ -885,15 +888,35 @@ export class Raft {
     if (changed || this.maybeCommit()) this.needBroadcast = true;
   }
 
+  /**
+   * Nodes that the latest, not yet committed, configuration removes. The leader keeps
+   * replicating to them (never counting them in a quorum) until the removal commits, so a
+   * removed node receives the entry that removes it and stops campaigning.
+   */
+  private departing(): NodeId[] {
+    let committed = this.baseConf;
+    for (let i = this.confHistory.length - 1; i >= 0; i--) {
+      if (this.confHistory[i].index <= this.raftLog.committed) {
+        committed = this.confHistory[i].conf;
+        break;
+      }
+    }
+    if (committed === this.conf) return [];
+    const now = new Set<NodeId>([...this.conf.voters, ...this.conf.learners]);
+    return [...committed.voters, ...committed.learners].filter((id) => !now.has(id));
+  }
+
   private syncProgress(): void {
-    const members = new Set<NodeId>([...this.conf.voters, ...this.conf.learners]);
+    const departing = this.departing();
+    const members = new Set<NodeId>([...this.conf.voters, ...this.conf.learners, ...departing]);
     for (const id of [...this.prs.keys()]) {
       if (!members.has(id)) this.prs.delete(id);
     }
+    this.hasDeparting = departing.length > 0;
     const next = this.raftLog.lastIndex() + 1;
     for (const id of members) {
       if (id === this.id) continue;
-      const isLearner = this.conf.learners.includes(id);
+      const isLearner = !this.conf.voters.includes(id);
       const pr = this.prs.get(id);
       if (pr) {
         pr.isLearner = isLearner;

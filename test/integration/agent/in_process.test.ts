@@ -44,4 +44,14 @@ describe('agents in one process over loopback TCP', () => {
     const next = await waitFor('a new leader', () => as.find((a) => a !== leader && a.isLeader()));
     expect(next.status().hardState.term).toBeGreaterThan(term);
   });
+
+  test('a removed member learns of its removal and says so', async () => {
+    const as = await c.start(3);
+    const leader = await c.leader();
+    const victim = as.find((a) => a !== leader)!;
+    const removed = new Promise<void>((resolve) => victim.once('removed', () => resolve()));
+    await leader.removeMember(victim.id);
+    await removed;
+    expect(victim.status().config.voters).not.toContain(victim.id);
+  });
 });

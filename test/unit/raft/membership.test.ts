@@ -130,4 +130,17 @@ describe('membership changes (thesis §4.1, one server at a time)', () => {
     expect(c.appliedData(2)).toEqual(['x']);
     expect(c.get(2).node.status().config).toEqual({ voters: [1, 2, 3, 4, 5], learners: [] });
   });
+
+  test('a removed follower receives the entry that removes it, then never campaigns', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    change(c, 1, ConfChangeType.RemoveNode, 3);
+    c.tick(1); // the commit reaches the others
+    expect(c.get(3).node.status().config.voters).toEqual([1, 2]);
+    expect(c.get(1).node.status().progress!.has(3)).toBe(false);
+    const before = c.delivered.length;
+    c.tick(3, 100);
+    expect(c.delivered.slice(before).some((m) => m.from === 3 && (m.type === MessageType.PreVote || m.type === MessageType.Vote))).toBe(false);
+    expect(c.leader()).toBe(1);
+  });
 });
