@@ -40,7 +40,7 @@ describe('agents in one process over loopback TCP', () => {
     const as = await c.start(3);
     const leader = await c.leader();
     const term = leader.status().hardState.term;
-    await leader.stop();
+    await leader.stop({ handOver: false }); // as if it crashed: no hand-over
     const next = await waitFor('a new leader', () => as.find((a) => a !== leader && a.isLeader()));
     expect(next.status().hardState.term).toBeGreaterThan(term);
   });
@@ -53,5 +53,16 @@ describe('agents in one process over loopback TCP', () => {
     await leader.removeMember(victim.id);
     await removed;
     expect(victim.status().config.voters).not.toContain(victim.id);
+  });
+
+  test('a leader stopped gracefully hands leadership over first', async () => {
+    const as = await c.start(3);
+    const leader = await c.leader();
+    const term = leader.status().hardState.term;
+    await leader.stop();
+    // The successor took over by transfer: it is leader already, one term later.
+    const next = as.find((a) => a !== leader && a.isLeader());
+    expect(next).toBeDefined();
+    expect(next!.status().hardState.term).toBe(term + 1);
   });
 });
