@@ -146,6 +146,8 @@ export class TestPostgres {
         'shared_buffers = 16MB',
         'max_connections = 50',
         'log_min_messages = warning',
+        // As the operator documents' production configuration has it: proves the library loads.
+        "shared_preload_libraries = 'pgraft'",
         ...(options.conf ?? []),
         '',
       ].join('\n'),
