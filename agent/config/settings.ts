@@ -150,7 +150,8 @@ export const SETTINGS = {
     max: 1000,
     live: true,
     group: 'batching',
-    description: 'Longest a proposal waits for others to fill its batch (0: never wait). Larger (20): higher throughput, more latency.',
+    description:
+      'Accepted for compatibility; pgraft never holds a proposal back to fill a batch. Proposals that arrive while a log write is in progress form the next batch (group commit), so a proposal waits at most for the write ahead of it, and an idle cluster writes at once.',
   }),
   max_message_size: size({
     default: MB,
