@@ -4,34 +4,10 @@
  * statements given to `psql -c` in shell examples, in the order the documents give them,
  * against a one-node cluster (the fake agent).
  */
-import { existsSync, readFileSync } from 'fs';
-import * as path from 'path';
+import { DOCUMENTS, documentStatements, documentsPresent } from '../../support/documents';
 import { Harness, startHarness } from './harness';
 
-const SEEDS = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'seeds');
-const DOCUMENTS = ['000_882cdbe6fa8c25c3.txt', '002_b15ddfd82f8dcef7.txt'];
-
-/** The pgraft statements of a document, in order. */
-function pgraftStatements(markdown: string): string[] {
-  const statements: string[] = [];
-  const places = /```sql\n([\s\S]*?)```|`([^`\n]+)`|psql[^\n]* -c "([^"]+)"/g;
-  for (const [, block, inline, psqlArg] of markdown.matchAll(places)) {
-    if (block !== undefined) {
-      for (const s of block.replace(/--[^\n]*/g, '').split(';')) {
-        // A block may also hold shell lines (e.g. "pg_ctl stop" in the removal steps).
-        if (/\bpgraft/.test(s) && /^\s*(SELECT|CREATE|ALTER)\b/i.test(s)) statements.push(s.trim());
-      }
-      continue;
-    }
-    const snippet = (inline ?? psqlArg).trim().replace(/;$/, '');
-    if (/\bpgraft_\w+\(/.test(snippet)) statements.push(/^SELECT\b/i.test(snippet) ? snippet : `SELECT ${snippet}`);
-  }
-  return statements;
-}
-
-const present = existsSync(SEEDS);
-if (!present) console.warn(`operator documents not found at ${SEEDS}; their statements are not checked`);
-const describeIfPresent = present ? describe : describe.skip;
+const describeIfPresent = documentsPresent() ? describe : describe.skip;
 
 describeIfPresent('operator documents', () => {
   let h: Harness;
@@ -47,7 +23,7 @@ describeIfPresent('operator documents', () => {
   });
 
   test('the documents hold the statements this test expects to find', () => {
-    const all = DOCUMENTS.flatMap((d) => pgraftStatements(readFileSync(path.join(SEEDS, d), 'utf8')));
+    const all = DOCUMENTS.flatMap(documentStatements);
     expect(all).toEqual(expect.arrayContaining([
       'SELECT pgraft_add_node(4, \'192.168.1.14\', 7004)',
       'SELECT pgraft_remove_node(4)',
@@ -61,7 +37,7 @@ describeIfPresent('operator documents', () => {
   });
 
   test.each(DOCUMENTS)('%s: every pgraft statement runs as written', async (document) => {
-    const statements = pgraftStatements(readFileSync(path.join(SEEDS, document), 'utf8'));
+    const statements = documentStatements(document);
     for (const statement of statements) {
       if (/^CREATE EXTENSION pgraft$/i.test(statement)) {
         // Where the extension is not yet installed (here the agent installed it already).
