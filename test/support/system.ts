@@ -29,6 +29,8 @@ export interface SystemOptions {
 }
 
 const systems = new Set<TestSystem>();
+/** Creations under way: a test that timed out may leave one running into the cleanup. */
+const creating = new Set<Promise<unknown>>();
 let extensionFiles: Promise<string> | null = null;
 
 /** One PostgreSQL and the agent beside it. */
@@ -108,21 +110,21 @@ export class TestSystem {
     const cluster = await TestCluster.create({ size: o.size, spare: o.spare, settings: { 'pgraft.rpc_timeout': rpcTimeout } });
     const sys = new TestSystem(cluster);
     systems.add(sys);
-    const started = await Promise.allSettled(
+    const starting = Promise.allSettled(
       [...cluster.nodes.keys()].map(async (id) => {
         // Once per process: sql/ and migrations/ into the servers' extension folder.
         extensionFiles ??= installExtensionFiles(path.join(postgresBinDir(), 'pg_config'));
-        const [pg] = await Promise.all([
-          // SQL reads pgraft.node_id until the agent has published, and rpc_timeout always.
-          TestPostgres.start({ conf: [`pgraft.node_id = ${id}`, `pgraft.rpc_timeout = '${rpcTimeout}'`] }),
-          extensionFiles,
-        ]);
+        // SQL reads pgraft.node_id until the agent has published, and rpc_timeout always.
+        const pg = await TestPostgres.start({ conf: [`pgraft.node_id = ${id}`, `pgraft.rpc_timeout = '${rpcTimeout}'`] });
         const agent = cluster.node(id);
+        sys.nodes.set(id, new SystemNode(id, pg, agent)); // from here on, cleanupSystems() stops it
         agent.settings['pgraft.pg_conninfo'] = `'${pg.conninfo()}'`;
         agent.writeConfig();
-        sys.nodes.set(id, new SystemNode(id, pg, agent));
+        await extensionFiles;
       }),
     );
+    creating.add(starting);
+    const started = await starting.finally(() => creating.delete(starting));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     return sys;
@@ -176,6 +178,7 @@ export class TestSystem {
 
 /** Ends every session, kills every agent, stops every server and removes every file. */
 export async function cleanupSystems(): Promise<void> {
+  await Promise.all([...creating]);
   const all = [...systems];
   systems.clear();
   const nodes = all.flatMap((s) => [...s.nodes.values()]);
