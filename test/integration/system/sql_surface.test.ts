@@ -378,6 +378,38 @@ describe('on the real cluster', () => {
     expect(keys).toEqual(expect.arrayContaining(['sys/auto', 'sys/txn', 'sys/rolled-back', 'sys/repeatable-read', 'sys/serializable/other']));
   });
 
+  test('the other control functions: log append and lookup, delete, key listing and figures, replication status, leadership transfer', async () => {
+    const [f, other] = followers;
+    const index = Number(await f.value("SELECT pgraft_log_append('deploy 42 finished')"));
+    expect(index).toBeGreaterThan(0);
+    const term = Number(await leader.value('SELECT pgraft_get_term()'));
+    for (const n of [leader, other]) {
+      expect(await n.value('SELECT pgraft_log_get_entry($1)', [index])).toEqual({ index, term, type: 'normal', data: 'deploy 42 finished' });
+    }
+    expect(await leader.value('SELECT pgraft_log_get_entry($1)', [index + 1_000_000])).toBeNull();
+
+    expect(await f.value("SELECT pgraft_kv_put('ops/delete-me', 'x')")).toBe(true);
+    expect(await other.value("SELECT pgraft_kv_delete('ops/delete-me')")).toBe(true);
+    expect(await f.value("SELECT pgraft_kv_delete('ops/delete-me')")).toBe(false);
+    expect(await leader.value("SELECT pgraft_kv_get('ops/delete-me')")).toBeNull();
+    const keys = (await other.query('SELECT key FROM pgraft_kv_list_keys()')).rows.map((r) => r.key);
+    expect(keys).not.toContain('ops/delete-me');
+    const stats = (await other.query('SELECT * FROM pgraft_kv_get_stats()')).rows;
+    expect(stats).toEqual([expect.objectContaining({ num_keys: String(keys.length), deletes: expect.stringMatching(/^[1-9]\d*$/) })]);
+    expect(Number(stats[0].applied_index)).toBeGreaterThanOrEqual(index);
+
+    const { rows } = await leader.query('SELECT node_id, address, port, role, match_index FROM pgraft_log_get_replication_status()');
+    expect(rows.map((r) => [r.node_id, r.address, r.port, r.role])).toEqual(
+      followers.map((n) => [n.id, '127.0.0.1', n.raftPort, 'voter']).sort((a, b) => (a[0] as number) - (b[0] as number)),
+    );
+    for (const r of rows) expect(Number(r.match_index)).toBeGreaterThanOrEqual(index);
+    await expectSqlError(f.query('SELECT * FROM pgraft_log_get_replication_status()'), { code: '55000', hint: new RegExp(`node ${leader.id}`) });
+
+    expect(await leader.value('SELECT pgraft_transfer_leadership($1)', [other.id])).toBe(true);
+    expect(await sys.waitLeader()).toBe(other);
+    expect(await other.value('SELECT pgraft_is_leader()')).toBe(true);
+  });
+
   describe('authority', () => {
     let app: Client;
     let node: SystemNode;
