@@ -71,8 +71,17 @@ export function agentOptions(c: PgraftConfig, mode: StartMode, logger: Logger, m
     logSegmentBytes: c.log_segment_size,
     tls,
     bootstrap,
-    requestTimeoutMs: c.rpc_timeout,
+    requestTimeoutMs: agentDeadline(c.rpc_timeout),
     logger,
     metrics,
   };
+}
+
+/**
+ * The agent gives up on a request a little before the SQL caller's pgraft.rpc_timeout, so
+ * its own reason (no leader, no quorum: the write was not made) reaches the operator instead
+ * of the caller's generic "did not finish in time, may still take effect".
+ */
+export function agentDeadline(rpcTimeoutMs: number): number {
+  return Math.max(Math.round(rpcTimeoutMs * 0.9), rpcTimeoutMs - 250, 1);
 }

@@ -15,7 +15,7 @@ import { ApiServer } from '../http/api';
 import { AgentMetrics } from '../http/metrics';
 import { MetricsServer } from '../http/metrics_server';
 import { Agent } from '../node';
-import { agentOptions, endpoint } from './agent_options';
+import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';
 import { joinCluster } from './join';
@@ -43,7 +43,7 @@ const APPLY: Partial<Record<SettingName, (ctx: RunningAgent) => void>> = {
   max_log_entries: (r) => r.agent.updateSettings({ maxLogEntries: r.loaded.config.max_log_entries }),
   compaction_threshold: (r) => r.agent.updateSettings({ compactionThreshold: r.loaded.config.compaction_threshold }),
   batch_size: (r) => r.agent.updateSettings({ batchSize: r.loaded.config.batch_size }),
-  rpc_timeout: (r) => r.agent.updateSettings({ requestTimeoutMs: r.loaded.config.rpc_timeout }),
+  rpc_timeout: (r) => r.agent.updateSettings({ requestTimeoutMs: agentDeadline(r.loaded.config.rpc_timeout) }),
   // The API reads the token on every request.
   auth_token: () => undefined,
   auth_token_file: () => undefined,
