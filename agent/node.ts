@@ -324,6 +324,7 @@ export class Agent extends EventEmitter {
     try {
       await this.writeBootstrap([{ id: this.id, raftAddress: `${this.opts.raftHost}:${this.transport.port}`, apiAddress: this.opts.apiAddress || undefined }]);
       this.raw = this.createRawNode(0);
+      this.checkMembership();
       this.raw.campaign();
     } finally {
       this.running = true;
@@ -734,6 +735,17 @@ export class Agent extends EventEmitter {
     // Membership changes are made on the leader only, so the caller learns where it is.
     // Other writes wait (up to the request timeout) for a leader to be known.
     if (type === EntryType.ConfChange && !this.isLeader()) return Promise.reject(this.notLeader());
+    // A node outside the configuration would never apply the write: refuse it at once.
+    if (!this.wasMember) {
+      return Promise.reject(
+        new AgentError(
+          this.isEmpty()
+            ? `node ${this.id} is not a member of a cluster yet; send the write to a member, or add this node first`
+            : `node ${this.id} was removed from the cluster; send the write to a member`,
+          'unavailable',
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.expire(seq), this.requestTimeoutMs);
       timer.unref?.();

@@ -427,11 +427,13 @@ const ROUTES: Route[] = [
     method: 'PUT',
     path: /^\/v1\/kv\/(.*)$/,
     mutating: true,
-    leaderOnly: true,
+    // Any node proposes key writes: the core forwards them to the leader through Raft, and
+    // the answer comes once the write is applied on this node (read-your-writes here).
+    leaderOnly: false,
     body: { limit: (s) => s.maxValueBytes, what: 'value' },
     handle: ApiServer.prototype.kvPut,
   },
-  { method: 'DELETE', path: /^\/v1\/kv\/(.*)$/, mutating: true, leaderOnly: true, handle: ApiServer.prototype.kvDelete },
+  { method: 'DELETE', path: /^\/v1\/kv\/(.*)$/, mutating: true, leaderOnly: false, handle: ApiServer.prototype.kvDelete },
   {
     method: 'POST',
     path: '/v1/members',

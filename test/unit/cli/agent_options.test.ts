@@ -30,7 +30,7 @@ describe('agent options from the configuration', () => {
       { id: 2, raftAddress: '10.0.0.2:7001' },
       { id: 3, raftAddress: '10.0.0.3:7001' },
     ]);
-    expect(o).toMatchObject({ nodeId: 2, raftHost: '10.0.0.2', raftPort: 7001, apiAddress: '10.0.0.2:8002', requestTimeoutMs: 7000, tls: undefined });
+    expect(o).toMatchObject({ nodeId: 2, raftHost: '10.0.0.2', raftPort: 7001, apiAddress: '10.0.0.2:8002', requestTimeoutMs: 6750, tls: undefined });
   });
 
   test('--bootstrap without initial_cluster starts a one-node cluster; without either the node waits to be added', () => {

@@ -190,31 +190,40 @@ describe('HTTP API forwarding to the leader', () => {
     await c.close();
   });
 
-  test("a follower passes writes to the leader's API; when that API is down it answers 503 with the leader and Retry-After", async () => {
+  test("key writes are taken by any node (Raft carries them to the leader); leader-only calls are proxied to the leader's API, 503 when it is down", async () => {
     const started = await startWithApis(c, 3);
     apis = started.apis;
     const leader = await c.leader();
     const li = started.agents.indexOf(leader);
     const fi = (li + 1) % 3;
     const follower = apis[fi];
-    await waitFor("the leader's API address to reach the follower", () => started.agents[fi].memberAddress(leader.id)?.api || started.agents[fi].fsm.member(leader.id)?.apiAddress);
+    const followerId = started.agents[fi].id;
 
+    // A key write through a follower is proposed there and answered once applied there.
     const put = await call(follower.port, 'PUT', '/v1/kv/fwd', 'v');
     expect(put.status).toBe(200);
-    expect(put.headers.get('x-pgraft-handled-by')).toBe(String(leader.id));
-    expect(leader.fsm.get('fwd')).toBe('v');
+    expect(put.headers.get('x-pgraft-handled-by')).toBe(String(followerId));
+    expect(started.agents[fi].fsm.get('fwd')).toBe('v');
+    await waitFor('the write to reach the leader', () => leader.fsm.get('fwd') === 'v');
+
+    // A leader-only call is proxied to the leader, whose own answer comes back.
+    await waitFor("the leader's API address to reach the follower", () => started.agents[fi].memberAddress(leader.id)?.api || started.agents[fi].fsm.member(leader.id)?.apiAddress);
+    const remove = await call(follower.port, 'DELETE', '/v1/members/99');
+    expect(remove.status).toBe(404);
+    expect(remove.headers.get('x-pgraft-handled-by')).toBe(String(leader.id));
 
     // A request already forwarded once is not forwarded again.
-    const twice = await call(follower.port, 'PUT', '/v1/kv/fwd', 'v', { 'x-pgraft-forwarded-by': '9' });
+    const twice = await call(follower.port, 'DELETE', '/v1/members/99', undefined, { 'x-pgraft-forwarded-by': '9' });
     expect(twice.status).toBe(503);
     expect(twice.body.error).toMatch(/received a forwarded request but is not the leader/);
 
     await apis[li].stop();
-    const down = await call(follower.port, 'PUT', '/v1/kv/fwd', 'w');
+    const down = await call(follower.port, 'DELETE', '/v1/members/99');
     expect(down.status).toBe(503);
     expect(down.headers.get('retry-after')).toBe('1');
     expect(down.body).toMatchObject({ leaderId: leader.id, error: expect.stringMatching(/cannot reach the leader/), hint: expect.any(String) });
-    expect(leader.fsm.get('fwd')).toBe('v');
+    // Key writes do not need the leader's API at all.
+    expect((await call(follower.port, 'PUT', '/v1/kv/fwd', 'w')).status).toBe(200);
   });
 
   test('without a quorum: no leader, 503 on writes and health, 504 on a linearizable read', async () => {
@@ -225,9 +234,10 @@ describe('HTTP API forwarding to the leader', () => {
     for (const a of started.agents) if (a !== leader) await a.stop();
     await waitFor('the leader to step down', () => !leader.isLeader(), 5000);
     const port = apis[li].port;
+    // The write waits for a leader up to the request timeout, then says none was elected.
     const put = await call(port, 'PUT', '/v1/kv/x', 'v');
-    expect(put.status).toBe(503);
-    expect(put.body).toMatchObject({ leaderId: null, error: expect.stringMatching(/no leader is known/) });
+    expect(put.status).toBe(504);
+    expect(put.body).toMatchObject({ error: expect.stringMatching(/no leader was elected within/) });
     const health = await call(port, 'GET', '/health');
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ status: 'unhealthy', error: expect.stringMatching(/no leader/) });
