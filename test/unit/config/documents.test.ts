@@ -12,7 +12,8 @@ const tempDir = useTempDirs();
 
 const DOCUMENTS = ['000_882cdbe6fa8c25c3.txt', '002_b15ddfd82f8dcef7.txt'];
 const FIXTURES = path.join(__dirname, 'fixtures', 'seeds');
-const SHARED = '/work/shared/seeds';
+// The operator documents themselves, beside the checkout (as on developer machines and in CI).
+const SHARED = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'seeds');
 
 const text = (doc: string) => fs.readFileSync(path.join(FIXTURES, doc), 'utf8');
 
