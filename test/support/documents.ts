@@ -7,14 +7,17 @@
 import { existsSync, readFileSync } from 'fs';
 import * as path from 'path';
 
-export const SEEDS = path.resolve(__dirname, '..', '..', '..', 'shared', 'seeds');
+const BESIDE_CHECKOUT = path.resolve(__dirname, '..', '..', '..', 'shared', 'seeds');
+/** The copies kept in the repository (test/unit/config/documents.test.ts checks they match). */
+const IN_REPOSITORY = path.resolve(__dirname, '..', 'unit', 'config', 'fixtures', 'seeds');
+
+/** The operator documents: beside the checkout when there, else the repository's copies. */
+export const SEEDS = existsSync(BESIDE_CHECKOUT) ? BESIDE_CHECKOUT : IN_REPOSITORY;
 export const DOCUMENTS = ['000_882cdbe6fa8c25c3.txt', '002_b15ddfd82f8dcef7.txt'];
 
-/** Whether the documents are there to be read (they live beside the checkout). */
+/** Always true now that the repository carries copies; kept for the suites that ask. */
 export function documentsPresent(): boolean {
-  const present = existsSync(SEEDS);
-  if (!present) console.warn(`operator documents not found at ${SEEDS}; their statements are not checked`);
-  return present;
+  return DOCUMENTS.every((d) => existsSync(path.join(SEEDS, d)));
 }
 
 /** The pgraft statements of a document's text, in order. */
