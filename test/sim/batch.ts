@@ -9,6 +9,12 @@ export interface BatchResult {
   confChanges: number;
   leaderRemovals: number;
   readsServed: number;
+  /** Runs that used the agent loop; leader messages those sent before their write; steps taken while a write was in flight. */
+  agentRuns: number;
+  sentBeforeWrite: number;
+  steppedWhileWriting: number;
+  /** Leaders cut off at a moment of Figure 8. */
+  figure8Isolations: number;
   /** Longest time any run took to recover after healing, in ticks. */
   slowestRecovery: number;
   /** "seed S (N nodes): <failure>\n  reproduce: <command>" for each failing seed. */
@@ -16,7 +22,21 @@ export interface BatchResult {
 }
 
 export function emptyBatch(): BatchResult {
-  return { runs: 0, steps: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, leaderRemovals: 0, readsServed: 0, slowestRecovery: 0, failures: [] };
+  return {
+    runs: 0,
+    steps: 0,
+    leaders: 0,
+    snapshotsSent: 0,
+    confChanges: 0,
+    leaderRemovals: 0,
+    readsServed: 0,
+    agentRuns: 0,
+    sentBeforeWrite: 0,
+    steppedWhileWriting: 0,
+    figure8Isolations: 0,
+    slowestRecovery: 0,
+    failures: [],
+  };
 }
 
 export function addResult(b: BatchResult, r: SeedResult, chaosTicks?: number): string | null {
@@ -27,6 +47,10 @@ export function addResult(b: BatchResult, r: SeedResult, chaosTicks?: number): s
   b.confChanges += r.stats.confChanges;
   b.leaderRemovals += r.stats.leaderRemovals;
   b.readsServed += r.stats.readsServed;
+  b.agentRuns += r.stats.agentLoop;
+  b.sentBeforeWrite += r.stats.sentBeforeWrite;
+  b.steppedWhileWriting += r.stats.steppedWhileWriting;
+  b.figure8Isolations += r.stats.figure8Isolations;
   b.slowestRecovery = Math.max(b.slowestRecovery, r.stats.recoveryTicks);
   if (r.failure === null) return null;
   const line = `seed ${r.seed} (${r.nodes} nodes): ${r.failure}\n  reproduce: ${reproduceCommand(r, chaosTicks)}`;

@@ -91,7 +91,8 @@ function main(): void {
   console.log(
     `sim: seeds ${args.from}..${args.to}, nodes ${args.nodes.join(',')}: ${t.runs} runs, ${t.steps} steps, ${t.failures.length} failures ` +
       `(${t.leaders} leaders, ${t.confChanges} conf changes of which ${t.leaderRemovals} removed the leader, ${t.snapshotsSent} snapshots sent, ${t.readsServed} reads checked, ` +
-      `slowest recovery ${t.slowestRecovery} ticks; ${secs.toFixed(1)}s)`,
+      `${t.agentRuns} runs on the agent loop (${t.sentBeforeWrite} messages sent before their write, ${t.steppedWhileWriting} steps while writing), ` +
+      `${t.figure8Isolations} leaders isolated at a Figure 8 moment, slowest recovery ${t.slowestRecovery} ticks; ${secs.toFixed(1)}s)`,
   );
   process.exit(total.failures.length === 0 ? 0 : 1);
 }

@@ -25,6 +25,8 @@ export enum EventKind {
   Isolate,
   /** Node `node` sees its connections to leader `src` reset (src crashed). */
   LeaderLost,
+  /** The disk write that incarnation `inc` of node `node` started is durable (agent loop). */
+  WriteDone,
 }
 
 export interface SimEvent {

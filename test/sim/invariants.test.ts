@@ -188,6 +188,33 @@ describe('SafetyChecker', () => {
     violation('ack-not-durable', () => h.checker.messageSent(2, ack));
   });
 
+  test('a message leaves in a term that is not yet durable', () => {
+    const h = committedPrefix();
+    // A lone voter that won term 2 sends its heartbeat before term 2 is on disk.
+    violation('term-not-durable', () => h.checker.messageSent(1, emptyMessage(MessageType.Heartbeat, 2, 1, 2)));
+    violation('term-not-durable', () => h.checker.messageSent(2, emptyMessage(MessageType.AppResp, 1, 2, 2)));
+    // A pre-vote names the term its sender would campaign in, without entering it.
+    h.checker.messageSent(2, emptyMessage(MessageType.PreVote, 1, 2, 2));
+    h.checker.messageSent(3, emptyMessage(MessageType.PreVoteResp, 2, 3, 2));
+  });
+
+  test('replies of an earlier term than the durable one are stale, not broken promises', () => {
+    const h = committedPrefix();
+    // Node 2 granted node 3 its vote in term 2 and then node 1 in term 3, in one batch: only
+    // term 3 and its vote reach the disk before both replies leave.
+    h.hardState(2, { term: 3, vote: 1, commit: 3 });
+    h.checker.messageSent(2, emptyMessage(MessageType.VoteResp, 3, 2, 2));
+    h.checker.messageSent(2, emptyMessage(MessageType.VoteResp, 1, 2, 3));
+    violation('vote-not-durable', () => h.checker.messageSent(2, emptyMessage(MessageType.VoteResp, 3, 2, 3)));
+    // It acknowledged entry 4 of term 2, which a leader of term 3 then overwrote.
+    const stale = emptyMessage(MessageType.AppResp, 3, 2, 2);
+    stale.index = 4;
+    h.checker.messageSent(2, stale);
+    const current = emptyMessage(MessageType.AppResp, 1, 2, 3);
+    current.index = 4;
+    violation('ack-not-durable', () => h.checker.messageSent(2, current));
+  });
+
   test('stale read: read index below what was committed when the read was issued', () => {
     const h = committedPrefix();
     for (let i = 1; i <= 3; i++) h.apply(2, h.logs.get(2)!.entries(i, i + 1)[0]);

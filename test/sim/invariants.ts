@@ -408,9 +408,19 @@ export class SafetyChecker {
   // ---- promises carried by messages -----------------------------------------------------
 
   /**
-   * A message is leaving node `id`. Its promises must already be durable: a granted vote is
-   * recorded in the hard state, an acknowledged entry is in the log (Raft §5.1; the Ready
-   * contract's "persist before send").
+   * A message is leaving node `id`. Its promises must already be durable (Raft §5.1, Figure 2:
+   * persistent state is "updated on stable storage before responding to RPCs"; the Ready
+   * contract's "persist before send"):
+   * - its term: a node must not act in a term it could forget in a crash. Restarted in an
+   *   older term, it could lead the same term twice, or vote twice in it. Pre-votes are the
+   *   exception: they name the term their sender would campaign in, without entering it;
+   * - a granted vote is recorded in the hard state;
+   * - an acknowledged entry is in the log.
+   * A reply of an earlier term than the durable one is stale, not a broken promise: the agent
+   * keeps stepping the core while it writes, so one batch can hold replies of several terms
+   * (a vote in term 7, then one in term 8). A node durably in a later term never votes in the
+   * earlier one again, and it drops entries of an earlier term only when a later term's
+   * leader overwrites them, which no quorum would have elected had they been committed.
    */
   messageSent(id: NodeId, m: Message): void {
     // Forwarded requests keep naming their originator (a TransferLeader, its transferee).
@@ -418,14 +428,21 @@ export class SafetyChecker {
       throw new InvariantViolation('message-from', `n${id} sends a message claiming to be from n${m.from}`);
     }
     const t = this.track(id);
-    if (m.type === MessageType.VoteResp && !m.reject && (t.durable.term !== m.term || t.durable.vote !== m.to)) {
+    const durable = t.durable;
+    if (m.type === MessageType.VoteResp && !m.reject && m.term >= durable.term && (durable.term !== m.term || durable.vote !== m.to)) {
       throw new InvariantViolation(
         'vote-not-durable',
-        `n${id} grants its vote to n${m.to} in term ${m.term} but its durable state is term ${t.durable.term}, vote n${t.durable.vote}`,
+        `n${id} grants its vote to n${m.to} in term ${m.term} but its durable state is term ${durable.term}, vote n${durable.vote}`,
       );
     }
-    if (m.type === MessageType.AppResp && !m.reject && m.index > t.log.lastIndex()) {
+    if (m.type === MessageType.AppResp && !m.reject && m.term >= durable.term && m.index > t.log.lastIndex()) {
       throw new InvariantViolation('ack-not-durable', `n${id} acknowledges index ${m.index} but its durable log ends at ${t.log.lastIndex()}`);
+    }
+    if (m.term > durable.term && m.type !== MessageType.PreVote && m.type !== MessageType.PreVoteResp) {
+      throw new InvariantViolation(
+        'term-not-durable',
+        `n${id} sends ${MessageType[m.type]} of term ${m.term} to n${m.to} but its durable term is ${durable.term}`,
+      );
     }
   }
 

@@ -31,6 +31,8 @@ const PAIR = 1 << 16;
  */
 export class Network {
   faults: FaultRates = NO_FAULTS;
+  /** Messages sent meanwhile are delivered promptly and once, whatever `faults` says. */
+  quiet = false;
   private readonly blocked = new Set<number>();
   sent = 0;
 
@@ -42,7 +44,7 @@ export class Network {
   /** Sends `m` from node `src` (incarnation `incarnation`) to m.to. */
   send(m: Message, src: NodeId, incarnation: number): void {
     this.sent++;
-    const f = this.faults;
+    const f = this.quiet ? NO_FAULTS : this.faults;
     const lost = f.loss > 0 && this.rng.chance(f.loss);
     this.queue.push(this.queue.now + this.latency(), EventKind.Deliver, m.to, m, src, incarnation, lost);
     if (!lost && f.duplicate > 0 && this.rng.chance(f.duplicate)) {
@@ -53,7 +55,7 @@ export class Network {
 
   private latency(): number {
     let d = 1 + this.rng.intn(BASE_LATENCY);
-    if (this.faults.delay > 0 && this.rng.chance(this.faults.delay)) {
+    if (!this.quiet && this.faults.delay > 0 && this.rng.chance(this.faults.delay)) {
       d += this.rng.intn(this.rng.chance(0.25) ? LONG_EXTRA_DELAY : SHORT_EXTRA_DELAY);
     }
     return d;

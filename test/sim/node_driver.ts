@@ -8,6 +8,7 @@ import {
   EntryType,
   HardState,
   Message,
+  MessageType,
   NodeId,
   Ready,
   ReadState,
@@ -24,6 +25,15 @@ export interface DriverEnv {
   readonly rng: Rng;
   /** Passed to every RawNode (ids, storage and rng aside). */
   readonly raftConfig: Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied' | 'logger'>;
+  /**
+   * Drive nodes as the agent does (Agent.processReady in agent/node.ts): leader messages
+   * before the disk write when the term is already durable, an asynchronous write, and the
+   * core stepped, ticked and given proposals while the write is in flight. Otherwise each
+   * Ready is handled whole, in one step, as types.ts prescribes.
+   */
+  readonly agentLoop: boolean;
+  /** Node `n` started writing a Ready; the simulator calls n.completeWrite() when the disk is done. */
+  writeStarted(n: NodeDriver): void;
   /** Hands a message from node `src` to the network; `incarnation` identifies the sending process. */
   send(m: Message, src: NodeId, incarnation: number): void;
   /** Some node applied the membership change in entry (index, term). */
@@ -36,10 +46,21 @@ export interface DriverEnv {
   readonly trace: ((line: string) => void) | null;
 }
 
+/** A Ready whose disk write is under way (agent loop only). */
+interface WriteInFlight {
+  readonly raw: RawNode;
+  readonly rd: Ready;
+  /** Messages that leave once the write is durable. */
+  readonly late: Message[];
+  /** The Ready changes term or vote: role changes are observed only once that is durable. */
+  readonly termChange: boolean;
+}
+
 /**
  * One simulated pgraft node: a RawNode over a MemoryStorage "disk" and a key-value state
- * machine, driven exactly as the Ready contract in types.ts prescribes. A crash drops the
- * RawNode and the state machine; a restart rebuilds both from the storage alone.
+ * machine, driven either exactly as the Ready contract in types.ts prescribes or as the
+ * agent's loop drives it (DriverEnv.agentLoop). A crash drops the RawNode and the state
+ * machine; a restart rebuilds both from the storage alone.
  */
 export class NodeDriver {
   readonly storage = new MemoryStorage();
@@ -50,6 +71,8 @@ export class NodeDriver {
   decommissioned = false;
   /** Set by a fault: the next Ready that writes anything is written only in part, then the node crashes. */
   tornWritePending = false;
+  /** Agent loop: messages this node sent before the write of their Ready, over all its incarnations. */
+  sentBeforeWrite = 0;
 
   role: StateRole = StateRole.Follower;
   lead: NodeId = 0;
@@ -63,6 +86,8 @@ export class NodeDriver {
   private pendingReads: ReadState[] = [];
   /** Lets the checker read the state machine without allocating per read. */
   private readonly readable = { applied: 0, get: (key: number) => this.sm.values[key] };
+  /** Agent loop: the Ready being written; the next one waits for it. */
+  private writing: WriteInFlight | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -73,6 +98,19 @@ export class NodeDriver {
 
   get up(): boolean {
     return this.raw !== null;
+  }
+
+  /**
+   * Membership as the core sees it: the newest configuration in its log, applied or not.
+   * confState trails it until the change is applied, longer so while a write is in flight.
+   */
+  latestConfState(): ConfState {
+    return this.raw!.status().config;
+  }
+
+  /** A disk write is under way: the core may have moved past what is durable. */
+  get writeInFlight(): boolean {
+    return this.writing !== null;
   }
 
   /** Writes the initial log of a brand-new cluster, as every founding member does. */
@@ -106,8 +144,16 @@ export class NodeDriver {
     this.handleReadies();
   }
 
-  /** Loses everything volatile: the RawNode, the state machine, pending reads. */
+  /**
+   * Loses everything volatile: the RawNode, the state machine, pending reads. A write in
+   * flight reaches the disk only in part (see persistReady).
+   */
   crash(): void {
+    const w = this.writing;
+    if (w !== null) {
+      this.writing = null;
+      this.persistReady(w.rd, this.keepOnCrash(w.rd));
+    }
     this.raw = null;
     this.tornWritePending = false;
     this.incarnation++;
@@ -117,14 +163,18 @@ export class NodeDriver {
     this.env.checker.nodeStopped(this.id);
   }
 
-  /** Processes Ready batches until the node has nothing more to do (or crashed doing so). */
+  /**
+   * Processes Ready batches until the node has nothing more to do, crashed doing so, or (agent
+   * loop) waits for a disk write.
+   */
   handleReadies(): void {
     const raw = this.raw;
-    if (raw === null) return;
+    if (raw === null || this.writing !== null) return;
     // A correct core settles after a few rounds; a loop that never ends is a bug worth naming.
-    for (let rounds = 0; this.raw === raw && raw.hasReady(); rounds++) {
+    for (let rounds = 0; this.raw === raw && this.writing === null && raw.hasReady(); rounds++) {
       if (rounds === 1000) throw new InvariantViolation('ready-contract', `n${this.id} still has a Ready after 1000 rounds`);
-      this.handleReady(raw, raw.ready());
+      if (this.env.agentLoop) this.startReady(raw, raw.ready());
+      else this.handleReady(raw, raw.ready());
     }
   }
 
@@ -132,67 +182,130 @@ export class NodeDriver {
   private handleReady(raw: RawNode, rd: Ready): void {
     const trace = this.env.trace;
     if (trace !== null) trace(describeReady(this.id, rd));
-    if (this.tornWritePending && (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null)) {
+    if (this.tornWritePending && writesSomething(rd)) {
       this.tornWrite(rd);
       return;
     }
-    // 1. Persist: snapshot, then entries, then hard state.
-    if (rd.snapshot !== null) this.persistSnapshot(rd.snapshot);
-    if (rd.entries.length > 0) this.persistEntries(rd.entries);
-    if (rd.hardState !== null) this.persistHardState(rd.hardState);
-    if (rd.softState !== null || rd.hardState !== null) {
-      const wasLeader = this.role === StateRole.Leader;
-      if (rd.softState !== null) {
-        this.role = rd.softState.role;
-        this.lead = rd.softState.lead;
-      }
-      this.env.checker.roleObserved(this.id, this.role, this.lead, this.hard.term);
-      if (!wasLeader && this.role === StateRole.Leader) this.env.becameLeader(this);
-    }
+    // 1. Persist.
+    this.persistReady(rd, Infinity);
+    if (rd.softState !== null || rd.hardState !== null) this.observeRole(rd);
     // 2. Only now may messages leave.
-    for (const m of rd.messages) {
-      this.env.checker.messageSent(this.id, m);
-      this.env.send(m, this.id, this.incarnation);
-    }
-    // 3. Apply the snapshot, then the committed entries.
-    if (rd.snapshot !== null) this.restoreSnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) this.apply(e);
-    // 4. Serve reads whose index the state machine has reached.
-    for (const rs of rd.readStates) this.pendingReads.push(rs);
-    if (this.pendingReads.length > 0) this.serveReads();
-    // 5.
-    raw.advance(rd);
+    for (const m of rd.messages) this.sendMessage(m);
+    // 3 to 5.
+    this.applyAndAdvance(raw, rd);
   }
 
   /**
-   * The process dies while writing this Ready, and the disk keeps a prefix of the writes in
-   * the order the agent's DiskStorage makes them durable: a new term and vote first (entries
-   * of a term must never be durable while the term is not), then the snapshot (which makes
-   * its index committed), then the entries one by one, then the commit index. Nothing is
-   * sent or applied. A restart must cope with any of these states.
+   * The agent loop's first half (Agent.processReady): leader appends, heartbeats and snapshots
+   * leave before the disk write, unless this Ready changes term or vote; then the write starts
+   * and the core stays available until it completes (completeWrite).
    */
+  private startReady(raw: RawNode, rd: Ready): void {
+    const trace = this.env.trace;
+    if (trace !== null) trace(describeReady(this.id, rd));
+    const hs = rd.hardState;
+    const termChange = hs !== null && (hs.term !== this.hard.term || hs.vote !== this.hard.vote);
+    if (!termChange && rd.softState !== null) this.observeRole(rd);
+    const late: Message[] = [];
+    for (const m of rd.messages) {
+      if (!termChange && mayLeaveBeforeWrite(m.type)) {
+        this.sendMessage(m);
+        this.sentBeforeWrite++;
+      } else late.push(m);
+    }
+    if (!writesSomething(rd)) {
+      this.finishReady({ raw, rd, late, termChange });
+      return;
+    }
+    this.writing = { raw, rd, late, termChange };
+    if (trace !== null) trace(`  n${this.id} writes; ${rd.messages.length - late.length} messages sent before the write`);
+    this.env.writeStarted(this);
+  }
+
+  /** The disk write of the Ready in flight is done: the agent loop's second half, then the next Ready. */
+  completeWrite(): void {
+    const w = this.writing;
+    if (w === null || w.raw !== this.raw) throw new Error(`n${this.id}: no write in flight`);
+    this.writing = null;
+    if (this.tornWritePending) {
+      this.tornWrite(w.rd);
+      return;
+    }
+    this.persistReady(w.rd, Infinity);
+    this.finishReady(w);
+    this.handleReadies();
+  }
+
+  private finishReady(w: WriteInFlight): void {
+    if (w.termChange || (w.rd.softState === null && w.rd.hardState !== null)) this.observeRole(w.rd);
+    for (const m of w.late) this.sendMessage(m);
+    this.applyAndAdvance(w.raw, w.rd);
+  }
+
+  /** Role, leader or term may have changed: tell the checker (with the durable term) and the simulator. */
+  private observeRole(rd: Ready): void {
+    const wasLeader = this.role === StateRole.Leader;
+    if (rd.softState !== null) {
+      this.role = rd.softState.role;
+      this.lead = rd.softState.lead;
+    }
+    this.env.checker.roleObserved(this.id, this.role, this.lead, this.hard.term);
+    if (!wasLeader && this.role === StateRole.Leader) this.env.becameLeader(this);
+  }
+
+  private sendMessage(m: Message): void {
+    this.env.checker.messageSent(this.id, m);
+    this.env.send(m, this.id, this.incarnation);
+  }
+
+  /** Ready contract steps 3 to 5: apply the snapshot and committed entries, serve reads, advance. */
+  private applyAndAdvance(raw: RawNode, rd: Ready): void {
+    if (rd.snapshot !== null) this.restoreSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.apply(e);
+    for (const rs of rd.readStates) this.pendingReads.push(rs);
+    if (this.pendingReads.length > 0) this.serveReads();
+    raw.advance(rd);
+  }
+
+  /** The process dies while writing this Ready: a prefix of the writes reaches the disk (see persistReady). */
   private tornWrite(rd: Ready): void {
     this.tornWritePending = false;
-    const hs = rd.hardState;
-    const termVote = hs !== null && (hs.term !== this.hard.term || hs.vote !== this.hard.vote);
-    const pieces = (termVote ? 1 : 0) + (rd.snapshot !== null ? 1 : 0) + rd.entries.length + (hs !== null ? 1 : 0);
-    let keep = this.env.rng.intn(pieces + 1);
+    this.persistReady(rd, this.keepOnCrash(rd));
+    this.crash();
+  }
+
+  /** How many of a Ready's writes a crash lets through, at random. */
+  private keepOnCrash(rd: Ready): number {
+    const pieces = writePieces(rd, this.hard);
+    const keep = this.env.rng.intn(pieces + 1);
     if (this.env.trace !== null) this.env.trace(`  n${this.id} crashes while writing: ${keep} of ${pieces} writes reach the disk`);
-    if (termVote) {
-      if (keep-- > 0) this.persistHardState({ term: hs.term, vote: hs.vote, commit: this.hard.commit });
-      else keep = 0;
+    return keep;
+  }
+
+  /**
+   * Writes the first `keep` pieces of a Ready in the order the agent's DiskStorage makes them
+   * durable: a new term and vote first (entries of a term must never be durable while the
+   * term is not), then the snapshot (which makes its index committed), then the entries one
+   * by one, then the commit index. A crash may stop after any piece; nothing is sent or
+   * applied then, and a restart must cope with whatever the disk holds.
+   */
+  private persistReady(rd: Ready, keep: number): void {
+    const hs = rd.hardState;
+    if (hs !== null && (hs.term !== this.hard.term || hs.vote !== this.hard.vote)) {
+      if (keep-- <= 0) return;
+      this.persistHardState({ term: hs.term, vote: hs.vote, commit: this.hard.commit });
     }
     if (rd.snapshot !== null) {
-      if (keep-- > 0) {
-        this.persistSnapshot(rd.snapshot);
-        const commit = Math.max(this.hard.commit, rd.snapshot.metadata.index);
-        this.persistHardState({ term: this.hard.term, vote: this.hard.vote, commit });
-      } else keep = 0;
+      if (keep-- <= 0) return;
+      this.persistSnapshot(rd.snapshot);
+      const commit = Math.max(this.hard.commit, rd.snapshot.metadata.index);
+      if (commit !== this.hard.commit) this.persistHardState({ term: this.hard.term, vote: this.hard.vote, commit });
     }
-    const k = Math.max(0, Math.min(keep, rd.entries.length));
+    const k = Math.min(keep, rd.entries.length);
     if (k > 0) this.persistEntries(k === rd.entries.length ? rd.entries : rd.entries.slice(0, k));
-    if (k === rd.entries.length && keep > k && hs !== null) this.persistHardState(hs);
-    this.crash();
+    keep -= k;
+    if (k < rd.entries.length || hs === null || keep <= 0) return;
+    if (hs.commit !== this.hard.commit || hs.term !== this.hard.term || hs.vote !== this.hard.vote) this.persistHardState(hs);
   }
 
   private persistSnapshot(snap: Snapshot): void {
@@ -269,6 +382,22 @@ export class NodeDriver {
     const upTo = applied - tail;
     if (upTo >= this.storage.firstIndex()) this.storage.compact(upTo);
   }
+}
+
+/** Leader messages the agent sends before its own disk write (when term and vote are already durable). */
+function mayLeaveBeforeWrite(t: MessageType): boolean {
+  return t === MessageType.App || t === MessageType.Heartbeat || t === MessageType.Snap;
+}
+
+function writesSomething(rd: Ready): boolean {
+  return rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null;
+}
+
+/** The separately durable writes of a Ready, given the durable hard state (see persistReady). */
+function writePieces(rd: Ready, durable: HardState): number {
+  const hs = rd.hardState;
+  const termVote = hs !== null && (hs.term !== durable.term || hs.vote !== durable.vote);
+  return (termVote ? 1 : 0) + (rd.snapshot !== null ? 1 : 0) + rd.entries.length + (hs !== null ? 1 : 0);
 }
 
 function traceLogger(id: NodeId, trace: (line: string) => void): RaftLogger {

@@ -10,6 +10,19 @@ describe('simulator', () => {
     expect(a.steps).toBeGreaterThan(1000);
   });
 
+  test('the agent loop replays exactly, overlapping writes with sends and with steps of the core', () => {
+    const a = runSeed(3, { nodes: 5 });
+    expect(runSeed(3, { nodes: 5 })).toEqual(a);
+    expect(a.failure).toBeNull();
+    expect(a.stats.agentLoop).toBe(1);
+    expect(a.stats.sentBeforeWrite).toBeGreaterThan(100);
+    expect(a.stats.steppedWhileWriting).toBeGreaterThan(100);
+    // The other driver never does either.
+    const b = runSeed(42, { nodes: 5 });
+    expect(b.stats.agentLoop).toBe(0);
+    expect(b.stats.sentBeforeWrite + b.stats.steppedWhileWriting).toBe(0);
+  });
+
   test('different seeds give different histories', () => {
     const steps = new Set([1, 2, 3, 4].map((seed) => runSeed(seed, { nodes: 3 }).steps));
     expect(steps.size).toBeGreaterThan(1);

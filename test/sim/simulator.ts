@@ -1,12 +1,12 @@
-import { ProposalDroppedError } from '../../agent/raft/rawnode';
+import { ProgressState, ProposalDroppedError } from '../../agent/raft/rawnode';
 import { SeededRng } from '../../agent/raft/rng';
-import { ConfChange, ConfChangeType, MessageType, NodeId, StateRole } from '../../agent/raft/types';
+import { ConfChange, ConfChangeType, Message, MessageType, NodeId, StateRole } from '../../agent/raft/types';
 import { EventKind, EventQueue, SimEvent, UNITS_PER_TICK } from './events';
 import { InvariantViolation, SafetyChecker } from './invariants';
 import { encodeWrite, KEYS } from './kv';
 import { describeMessage, FaultRates, Network, NO_FAULTS } from './network';
 import { DriverEnv, NodeDriver } from './node_driver';
-import { chaosTick, ClusterOps } from './workload';
+import { chaosTick, ClusterOps, drawMinVoters } from './workload';
 
 /**
  * A seeded discrete-event simulation of one whole cluster. Everything — message latency
@@ -37,7 +37,26 @@ const PROBE_RETRY_TICKS = 3 * ELECTION_TICK;
 /** Chances that a leader elected during the chaos phase is isolated within three ticks, or crashes within two. */
 const LEADER_ISOLATE_CHANCE = 0.35;
 const LEADER_CRASH_CHANCE = 0.15;
+/** Chance that a new leader lacking another node's uncommitted entry is isolated at once (see becameLeader). */
+const FIGURE8_DIVERGE_CHANCE = 0.8;
+/** Chance that a leader is isolated at the moment of Figure 8 (see figure8Moment). */
+const FIGURE8_ISOLATE_CHANCE = 0.5;
 const TERM_FACTOR = 2 ** 21;
+/**
+ * Removing the leader of a two-voter configuration stalls the cluster for good if a fault
+ * strikes before the other voter holds the change: the leader no longer counts as a voter,
+ * the other one still needs its vote and cannot get it with a shorter log. etcd documents
+ * the same hazard ("it is unsafe to remove a member from a two member cluster"). Operators
+ * do it only on a healthy pair, so the simulator keeps the cluster quiet until the change
+ * commits, and fails the run if that takes longer than this.
+ */
+const QUIET_LIMIT_TICKS = 5 * ELECTION_TICK;
+/** Share of seeds whose nodes are driven as the agent drives them (see DriverEnv.agentLoop). */
+const AGENT_LOOP_CHANCE = 0.5;
+/** A disk write usually takes up to half a tick; a slow one up to three ticks. */
+const WRITE_UNITS = UNITS_PER_TICK / 2;
+const SLOW_WRITE_UNITS = 3 * UNITS_PER_TICK;
+const SLOW_WRITE_CHANCE = 0.1;
 /** A run that takes more steps than this has gone wrong (a message storm). */
 const MAX_STEPS = 3_000_000;
 
@@ -61,6 +80,14 @@ export interface SeedStats {
   messages: number;
   /** Ticks from healing to the first fresh write applied on all voters. */
   recoveryTicks: number;
+  /** 1 when the nodes ran the agent loop (DriverEnv.agentLoop), else 0. */
+  agentLoop: number;
+  /** Agent loop: leader messages sent before the write of their Ready. */
+  sentBeforeWrite: number;
+  /** Agent loop: messages, ticks and client requests a node took while its write was in flight. */
+  steppedWhileWriting: number;
+  /** Leaders isolated at a moment of Figure 8 (lacking another's entry, or holding an older term's on a quorum). */
+  figure8Isolations: number;
 }
 
 export interface SeedResult {
@@ -87,6 +114,7 @@ export function reproduceCommand(r: Pick<SeedResult, 'seed' | 'nodes'>, chaosTic
 class Simulation implements ClusterOps {
   readonly rng: SeededRng;
   readonly size: number;
+  readonly minVoters: number;
   private readonly queue = new EventQueue();
   private readonly network: Network;
   private readonly checker = new SafetyChecker(KEYS);
@@ -103,6 +131,8 @@ class Simulation implements ClusterOps {
   private lastConfChangeIndex = 0;
   /** Paused nodes and the time they resume. */
   private readonly paused = new Map<NodeId, number>();
+  /** The quiet change under way (see QUIET_LIMIT_TICKS): its entry, and when it must have committed. */
+  private quietChange: { index: number; term: number; until: number } | null = null;
   /** Entries (index * TERM_FACTOR + term) in which a leader proposed to remove itself. */
   private readonly leaderRemovals = new Set<number>();
   /** Liveness writes: id -> the nodes that applied it. */
@@ -119,6 +149,10 @@ class Simulation implements ClusterOps {
     snapshotsSent: 0,
     messages: 0,
     recoveryTicks: -1,
+    agentLoop: 0,
+    sentBeforeWrite: 0,
+    steppedWhileWriting: 0,
+    figure8Isolations: 0,
   };
 
   constructor(
@@ -132,10 +166,18 @@ class Simulation implements ClusterOps {
     this.chaosEnd = (opts.chaosTicks ?? CHAOS_TICKS) * UNITS_PER_TICK;
     this.network = new Network(this.rng, this.queue);
     const sim = this;
+    const raftConfig = this.drawRaftConfig();
+    const agentLoop = this.rng.chance(AGENT_LOOP_CHANCE);
+    this.minVoters = drawMinVoters(this.rng, this.size);
+    if (this.trace !== null) {
+      this.trace(`driver: ${agentLoop ? 'agent loop (asynchronous writes)' : 'Ready contract (synchronous writes)'}; membership changes keep ${this.minVoters}+ voters`);
+    }
     this.env = {
       checker: this.checker,
       rng: this.rng,
-      raftConfig: this.drawRaftConfig(),
+      raftConfig,
+      agentLoop,
+      writeStarted: (n) => sim.queue.push(sim.queue.now + sim.writeLatency(), EventKind.WriteDone, n.id, null, 0, n.incarnation),
       trace: this.trace,
       send: (m, src, inc) => sim.network.send(m, src, inc),
       confChangeApplied: (index, term, cc) => sim.confChangeApplied(index, term, cc),
@@ -164,6 +206,8 @@ class Simulation implements ClusterOps {
     this.stats.readsServed = this.checker.readsServed;
     this.stats.leaders = this.checker.leaderTerms;
     this.stats.messages = this.network.sent;
+    this.stats.agentLoop = this.env.agentLoop ? 1 : 0;
+    for (const n of this.drivers.values()) this.stats.sentBeforeWrite += n.sentBeforeWrite;
     return { seed: this.seed, nodes: this.size, steps: this.steps, failure, stack, stats: this.stats };
   }
 
@@ -232,14 +276,17 @@ class Simulation implements ClusterOps {
           break;
         case EventKind.Crash: {
           const n = this.drivers.get(ev.node)!;
-          if (n.raw !== null && n.incarnation === ev.inc && !this.healed) this.crash(n);
+          if (n.raw !== null && n.incarnation === ev.inc && !this.healed && !this.quiet()) this.crash(n);
           break;
         }
         case EventKind.LeaderLost:
           this.leaderLost(ev.node, ev.src);
           break;
+        case EventKind.WriteDone:
+          this.writeDone(ev);
+          break;
         case EventKind.Isolate:
-          if (!this.healed) {
+          if (!this.healed && !this.quiet()) {
             if (this.trace !== null) this.log(`isolate n${ev.node}`);
             this.isolate(ev.node);
           }
@@ -272,8 +319,14 @@ class Simulation implements ClusterOps {
       return;
     }
     if (this.trace !== null) this.log(`deliver ${describeMessage(m)}`);
+    if (to!.writeInFlight) this.stats.steppedWhileWriting++;
     to!.raw!.step(m);
     to!.handleReadies();
+    if (m.type === MessageType.AppResp && !m.reject && this.figure8Moment(to!, m) && this.rng.chance(FIGURE8_ISOLATE_CHANCE)) {
+      if (this.trace !== null) this.log(`n${to!.id} holds an older term's entry on a quorum, not yet one of its own: isolate it`);
+      this.stats.figure8Isolations++;
+      this.isolate(to!.id);
+    }
     if (m.type === MessageType.Snap) {
       this.stats.snapshotsSent++;
       if (senderAlive) {
@@ -283,15 +336,36 @@ class Simulation implements ClusterOps {
     }
   }
 
+  /** Time a disk write takes, in units. */
+  private writeLatency(): number {
+    return 1 + this.rng.intn(this.rng.chance(SLOW_WRITE_CHANCE) ? SLOW_WRITE_UNITS : WRITE_UNITS);
+  }
+
+  /** A write became durable; a paused process learns of it only when it resumes. */
+  private writeDone(ev: SimEvent): void {
+    const n = this.drivers.get(ev.node)!;
+    if (n.raw === null || n.incarnation !== ev.inc || !n.writeInFlight) return;
+    const wait = this.pausedUntil(n.id);
+    if (wait > this.queue.now) {
+      this.queue.postpone(ev, wait);
+      return;
+    }
+    if (this.trace !== null) this.log(`n${n.id} write done`);
+    n.completeWrite();
+  }
+
   private tick(id: NodeId): void {
     const n = this.drivers.get(id)!;
     if (n.decommissioned) return;
     this.queue.push(this.queue.now + UNITS_PER_TICK, EventKind.Tick, id);
     const raw = n.raw;
     if (raw === null || this.pausedUntil(id) > this.queue.now) return; // a paused process's clock stands still
+    if (n.writeInFlight) this.stats.steppedWhileWriting++;
     raw.tick();
     n.handleReadies();
     if (n.raw !== raw) return; // it crashed while writing
+    // While a write is in flight the core's commit index may be ahead of the durable log.
+    if (n.writeInFlight) return;
     // The commit index must not go backwards between Readies either.
     const st = raw.status();
     this.checker.commitReported(id, st.hardState.commit, st.hardState.term);
@@ -301,6 +375,13 @@ class Simulation implements ClusterOps {
   private world(): void {
     const now = this.queue.now;
     this.queue.push(now + UNITS_PER_TICK, EventKind.World, 0);
+    const q = this.quietChange;
+    if (q !== null && now > q.until) {
+      throw new InvariantViolation(
+        'liveness',
+        `the leader's removal from a two-voter configuration, entry (${q.index}, t${q.term}), did not commit within ${QUIET_LIMIT_TICKS} quiet ticks`,
+      );
+    }
     if (now < this.chaosEnd) {
       chaosTick(this);
       return;
@@ -354,6 +435,12 @@ class Simulation implements ClusterOps {
   }
 
   private confChangeApplied(index: number, term: number, cc: ConfChange): void {
+    const q = this.quietChange;
+    if (q !== null && index >= q.index) {
+      this.quietChange = null;
+      this.network.quiet = false;
+      this.log(`quiet period ends: (${index}, t${term}) applied`);
+    }
     if (index <= this.lastConfChangeIndex) return; // another node applied it first
     this.lastConfChangeIndex = index;
     this.stats.confChanges++;
@@ -368,17 +455,58 @@ class Simulation implements ClusterOps {
    * entries of several terms on different minorities: the history of the Raft paper's
    * Figure 8, which catches a leader that commits an earlier term's entries by counting
    * replicas. Isolation is checked at delivery, so an isolation due in a few units stops
-   * part of what the leader already sent.
+   * part of what the leader already sent. A new leader that lacks an entry another node holds
+   * is most often cut off at once: its own first entry then conflicts with that one, and the
+   * two wait for figure8Moment.
    */
   private becameLeader(n: NodeDriver): void {
     if (this.trace !== null) this.log(`n${n.id} became leader`);
     if (this.queue.now >= this.chaosEnd) return;
+    if (this.quietChange === null && this.lacksOthersEntry(n) && this.rng.chance(FIGURE8_DIVERGE_CHANCE)) {
+      // Its first entry stays on it alone, at an index where another node holds an entry of
+      // another term: Figure 8 (a) and (b). Isolation is checked at delivery: nothing it sends gets out.
+      if (this.trace !== null) this.log(`n${n.id} lacks an uncommitted entry another node holds: isolate it`);
+      this.stats.figure8Isolations++;
+      this.isolate(n.id);
+      return;
+    }
     const r = this.rng.next();
     if (r < LEADER_ISOLATE_CHANCE) {
       this.queue.push(this.queue.now + this.rng.intn(3 * UNITS_PER_TICK), EventKind.Isolate, n.id);
     } else if (r < LEADER_ISOLATE_CHANCE + LEADER_CRASH_CHANCE) {
       this.queue.push(this.queue.now + 1 + this.rng.intn(2 * UNITS_PER_TICK), EventKind.Crash, n.id, null, 0, n.incarnation);
     }
+  }
+
+  /**
+   * Leader `n` has just learnt from acknowledgement `m` that an entry of an earlier term is on
+   * a quorum, while no entry of its own term is: the moment of the Raft paper's Figure 8 (c).
+   * A leader that commits by counting replicas commits that entry now; cut off before its own
+   * term's entry spreads, it leaves the entry to a successor that may hold a later-term entry
+   * at the same index (one left by an earlier leader that failed early) and overwrite it.
+   */
+  private figure8Moment(n: NodeDriver, m: Message): boolean {
+    if (this.healed || this.quietChange !== null || n.raw === null) return false;
+    const acked = termAt(n, m.index);
+    if (acked === 0 || acked >= m.term) return false; // cheap filter: the acknowledged entry is of an earlier term
+    const st = n.raw.status();
+    if (st.softState.role !== StateRole.Leader || st.hardState.term !== m.term || st.progress === null) return false;
+    const matches = st.config.voters.map((v) => st.progress!.get(v)?.match ?? 0).sort((a, b) => b - a);
+    const quorumIndex = matches[Math.floor(matches.length / 2)];
+    const t = termAt(n, quorumIndex);
+    return t !== 0 && t < m.term;
+  }
+
+  /** Some other member holds an entry beyond anything committed that `n`'s log does not have. */
+  private lacksOthersEntry(n: NodeDriver): boolean {
+    const from = this.checker.maxCommit + 1;
+    for (const d of this.drivers.values()) {
+      if (d === n || d.decommissioned) continue;
+      for (let i = Math.max(from, d.storage.firstIndex()); i <= d.storage.lastIndex(); i++) {
+        if (termAt(n, i) !== d.storage.term(i)) return true;
+      }
+    }
+    return false;
   }
 
   private shutdown(id: NodeId): void {
@@ -483,17 +611,47 @@ class Simulation implements ClusterOps {
     this.step(`reconnect n${n.id}`, null, () => this.network.reconnect(n.id));
   }
 
+  quiet(): boolean {
+    return this.quietChange !== null;
+  }
+
   changeMembership(at: NodeDriver, type: ConfChangeType, target: NodeId | 'fresh'): void {
     const nodeId = target === 'fresh' ? this.nextNodeId : target;
+    const pair = type === ConfChangeType.RemoveNode && nodeId === at.id && at.up ? at.latestConfState().voters : [];
+    const needsQuiet = pair.length === 2;
+    if (needsQuiet && !this.healthyPair(at.id, pair)) {
+      if (this.trace !== null) this.log(`n${at.id} would remove itself from voters ${pair.join(',')}, but the pair is not healthy and caught up`);
+      return;
+    }
     this.step(`propose ${ConfChangeType[type]} n${nodeId} at n${at.id}`, at, () => {
       const appended = at.raw!.proposeConfChange({ type, nodeId, context: new Uint8Array(0) });
       if (appended !== null && nodeId === at.id) this.leaderRemovals.add(appended.index * TERM_FACTOR + appended.term);
+      if (appended !== null && needsQuiet) {
+        this.quietChange = { ...appended, until: this.queue.now + QUIET_LIMIT_TICKS * UNITS_PER_TICK };
+        this.network.quiet = true;
+        this.log(`quiet period starts: (${appended.index}, t${appended.term}) must commit`);
+      }
       if (target === 'fresh') {
         // The new member starts empty; it learns the log (or a snapshot) from the leader.
         this.nextNodeId++;
         this.startDriver(this.addDriver(nodeId));
       }
     });
+  }
+
+  /** Both voters run, unpaused, without a torn write pending, follow `leader`, reach each other, and are caught up. */
+  private healthyPair(leader: NodeId, [a, b]: NodeId[]): boolean {
+    for (const id of [a, b]) {
+      const n = this.drivers.get(id);
+      if (n === undefined || n.raw === null || n.tornWritePending || this.pausedUntil(id) > this.queue.now) return false;
+      // The core's view: with a write in flight, the driver's may lag (an election may be under way).
+      if (n.raw.status().softState.lead !== leader) return false;
+    }
+    if (this.network.isBlocked(a, b) || this.network.isBlocked(b, a)) return false;
+    // The other voter has caught up and answered lately (the leader keeps its quorum).
+    const st = this.drivers.get(leader)!.raw!.status();
+    const pr = st.progress?.get(a === leader ? b : a);
+    return pr !== undefined && pr.recentActive && pr.state === ProgressState.Replicate && pr.match === st.lastIndex;
   }
 
   transferLeadership(at: NodeDriver, target: NodeId): void {
@@ -517,6 +675,7 @@ class Simulation implements ClusterOps {
     if (n !== null && (n.raw === null || this.pausedUntil(n.id) > this.queue.now)) return;
     this.steps++;
     if (this.trace !== null) this.log(what);
+    if (n?.writeInFlight) this.stats.steppedWhileWriting++;
     try {
       act();
     } catch (err) {
@@ -533,4 +692,11 @@ class Simulation implements ClusterOps {
   private log(line: string): void {
     if (this.trace !== null) this.trace(`[${this.tickLabel()}] ${line}`);
   }
+}
+
+/** Term of the entry at `index` in `n`'s durable log, or 0 when it is not there. */
+function termAt(n: NodeDriver, index: number): number {
+  const log = n.storage;
+  if (index < log.firstIndex() || index > log.lastIndex()) return 0;
+  return log.term(index);
 }

@@ -11,8 +11,15 @@ export interface ClusterOps {
   readonly rng: SeededRng;
   /** Founding voter count; membership changes keep the cluster around this size. */
   readonly size: number;
+  /** The fewest voters membership changes may leave (see drawMinVoters). */
+  readonly minVoters: number;
   /** Every node that exists and is not decommissioned, up or down. */
   members(): NodeDriver[];
+  /**
+   * An operator's change that no fault may interrupt is under way (the leader of two voters
+   * removing itself): until it commits, the workload sends only client traffic.
+   */
+  quiet(): boolean;
   /** The up node that believes it leads the highest term, if any. */
   leader(): NodeDriver | null;
   propose(n: NodeDriver): void;
@@ -39,8 +46,18 @@ export interface ClusterOps {
   snapshot(n: NodeDriver, tail: number): void;
 }
 
-/** The fewest voters a membership change may leave: with fewer, one crash stalls the cluster. */
-const MIN_VOTERS = 3;
+/**
+ * Most runs keep at least three voters: with fewer, one crash stalls the cluster. Some shrink
+ * to a single voter and grow again, as a cluster started with `pgraft init` does: a lone
+ * voter wins its elections by itself, so one Ready can both change its term and carry its
+ * leader messages, which the agent must then send only after the write (see Agent.processReady).
+ */
+const SHRINK_CHANCE = 0.3;
+
+export function drawMinVoters(rng: SeededRng, size: number): number {
+  return size < 3 || rng.chance(SHRINK_CHANCE) ? 1 : 3;
+}
+
 const MAX_LEARNERS = 2;
 /** Up to four election timeouts: long enough for the others to move on without the paused node. */
 const MAX_PAUSE_TICKS = 40;
@@ -61,6 +78,8 @@ const P = {
   pause: 0.01,
   restart: 0.06,
   membership: 0.025,
+  /** Clusters founded with one voter exist to grow and shrink. */
+  growMembership: 0.1,
   transfer: 0.012,
   campaign: 0.2,
   reloadTimeouts: 0.01,
@@ -80,6 +99,7 @@ export function chaosTick(c: ClusterOps): void {
 
   if (up.length > 0 && rng.chance(P.write)) c.propose(pickClientTarget(c, up));
   if (up.length > 0 && rng.chance(P.read)) c.read(pickClientTarget(c, up));
+  if (c.quiet()) return;
   if (rng.chance(P.faultChange)) {
     c.setFaults({ loss: pick(rng, LOSS), duplicate: pick(rng, DUPLICATE), delay: pick(rng, DELAY) });
   }
@@ -93,7 +113,8 @@ export function chaosTick(c: ClusterOps): void {
     c.pause(l !== null && rng.chance(0.5) ? l : pick(rng, up), 1 + rng.intn(MAX_PAUSE_TICKS));
   }
   if (down.length > 0 && rng.chance(P.restart)) c.restart(pick(rng, down));
-  if (rng.chance(P.membership)) changeMembership(c);
+  if (rng.chance(c.size < 3 ? P.growMembership : P.membership)) changeMembership(c);
+  if (c.quiet()) return;
   if (up.length > 0 && rng.chance(P.transfer)) {
     const at = pick(rng, up);
     const voters = at.confState.voters;
@@ -140,17 +161,27 @@ function changeMembership(c: ClusterOps): void {
   const rng = c.rng;
   const l = c.leader();
   if (l === null) return;
-  const { voters, learners } = l.confState;
+  // The leader's newest configuration, not its applied one: a removal that is committed but
+  // not yet applied must not make its node look like a learner to promote.
+  const { voters, learners } = l.latestConfState();
   const options: (() => void)[] = [];
-  if (learners.length < MAX_LEARNERS && voters.length + learners.length < c.size + 2) {
-    options.push(() => c.changeMembership(l, ConfChangeType.AddLearner, 'fresh'));
+  // Room for two learners beside two voters, even in clusters founded with one voter.
+  const maxMembers = Math.max(c.size + 2, 4);
+  if (learners.length < MAX_LEARNERS && voters.length + learners.length < maxMembers) {
+    const add = () => c.changeMembership(l, ConfChangeType.AddLearner, 'fresh');
+    options.push(add);
+    // A voter that will soon be alone should have someone to replicate to.
+    if (voters.length <= 2 && learners.length === 0) options.push(add, add);
   }
   if (learners.length > 0 && voters.length < c.size + 2) {
     options.push(() => c.changeMembership(l, ConfChangeType.AddVoter, pick(rng, learners)));
   }
-  if (voters.length > MIN_VOTERS) {
-    // Removing the leader itself is the interesting case; give it extra weight.
-    options.push(() => c.changeMembership(l, ConfChangeType.RemoveNode, rng.chance(0.3) ? l.id : pick(rng, voters)));
+  if (voters.length > c.minVoters) {
+    // Removing the leader itself is the interesting case; give it extra weight, most of all
+    // from two voters (replacing the node of a cluster begun with `pgraft init`): the other
+    // voter then wins alone, while it is still writing what the leader last sent it.
+    const self = voters.length === 2 ? 0.8 : 0.3;
+    options.push(() => c.changeMembership(l, ConfChangeType.RemoveNode, rng.chance(self) ? l.id : pick(rng, voters)));
   }
   if (learners.length > 0) options.push(() => c.changeMembership(l, ConfChangeType.RemoveNode, pick(rng, learners)));
   if (options.length > 0) pick(rng, options)();
