@@ -550,14 +550,15 @@ export class Raft {
   }
 
   private handleReadIndex(m: Message): string | null {
-    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
-      this.respondToReadIndex(m, this.raftLog.committed);
-      return null;
-    }
     // Until this leader commits an entry of its term its commit index may lag the
-    // cluster's; reads wait for that (thesis §6.4, step 1).
+    // cluster's; reads wait for that (thesis §6.4, step 1) — a lone voter included: after a
+    // crash its durable commit index may be behind what it had already committed.
     if (!this.committedEntryInCurrentTerm()) {
       this.pendingReadIndexMessages.push(m);
+      return null;
+    }
+    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
+      this.respondToReadIndex(m, this.raftLog.committed);
       return null;
     }
     this.readOnly.addRequest(this.raftLog.committed, m);

@@ -16,15 +16,6 @@ export interface KnownFailure {
 
 export enum CoreBug {
   /**
-   * Raft.handleReadIndex answers at once when this node is the only voter, before it has
-   * committed an entry of its own term (thesis §6.4, step 1). A lone voter's commit index can
-   * lag what is committed: after a restart (the commit index reaches disk lazily, and learners
-   * may already have applied more), or just after it took over from a leader that removed
-   * itself. The read then misses committed writes. The agent loop exposes it: the read can
-   * arrive while the new leader's own entry is still being written.
-   */
-  LoneVoterReadIndex = 'a lone voter serves ReadIndex before committing an entry of its term',
-  /**
    * Without pre-vote, elections can stall for good after the leader of a small cluster removed
    * itself and the change reached only some voters: the voters' configurations then disagree
    * (one is two changes behind and does not even list another voter). A Vote of a lower term
