@@ -1,5 +1,4 @@
-import { Op } from './fsm/commands';
-import { decodeProposal } from './fsm/commands';
+import { Op, decodeProposal } from './fsm/commands';
 import { decodeConfChange } from './raft/confchange';
 import { ConfChangeType, EntryType, NONE, StateRole } from './raft/types';
 import { Agent, AgentError, NotLeaderError, splitHostPort } from './node';

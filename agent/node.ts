@@ -561,7 +561,7 @@ export class Agent extends EventEmitter {
     // Proposals already in the log may yet commit under the next leader: they stay pending
     // until their entry is applied (or another takes its index) or they time out. Queued
     // ones are forwarded to whichever leader is known when they are fed to the core.
-    if (wasLeader !== (role === StateRole.Leader) && role === StateRole.Leader) this.announceApiAddress();
+    if (!wasLeader && role === StateRole.Leader) this.announceApiAddress();
   }
 
   private applyEntry(e: Entry): void {
