@@ -125,6 +125,9 @@ export interface Counters {
   snapshotsInstalled: number;
 }
 
+/** How long followers may go without hearing of a commit when no append carries it. */
+const COMMIT_FLUSH_MS = 2;
+
 /**
  * One pgraft agent: the loop that drives the consensus core (Ready → persist → send → apply
  * → advance, see Ready in raft/types.ts), with the durable log, the peer transport and the
@@ -161,6 +164,8 @@ export class Agent extends EventEmitter {
   private readonly log: Logger;
   private readonly opts: AgentOptions;
   private tickTimer: NodeJS.Timeout | null = null;
+  /** Sends followers the leader's commit index when no append has carried it (see flushCommitSoon). */
+  private commitTimer: NodeJS.Timeout | null = null;
   private running = false;
   private loopScheduled = false;
   private readonly proposalQueue: QueuedProposal[] = [];
@@ -451,6 +456,23 @@ export class Agent extends EventEmitter {
       this.loopScheduled = false;
     }
     if (this.running && (this.proposalQueue.length > 0 || this.waitingReads.length > 0 || this.raw.hasReady())) this.kick();
+    else this.flushCommitSoon();
+  }
+
+  /**
+   * The core does not broadcast each commit advance: under load the next append carries it
+   * at no cost. When writes stop, this timer tells the followers within COMMIT_FLUSH_MS, so
+   * they apply (and answer reads) promptly.
+   */
+  private flushCommitSoon(): void {
+    if (this.commitTimer !== null || !this.running || !this.raw.commitBroadcastPending()) return;
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = null;
+      if (!this.running) return;
+      this.raw.broadcastCommit();
+      this.kick();
+    }, COMMIT_FLUSH_MS);
+    this.commitTimer.unref?.();
   }
 
   /**
@@ -1063,6 +1085,7 @@ export class Agent extends EventEmitter {
     this.log.error({ err: e, during }, 'agent stopped: it no longer acknowledges anything');
     this.rejectAll(new AgentError(`the agent failed: ${e.message}`, 'failed'));
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.commitTimer) clearTimeout(this.commitTimer);
     void this.transport?.stop();
     this.emit('fatal', e);
   }
@@ -1102,6 +1125,7 @@ export class Agent extends EventEmitter {
     if (!failed) this.state = 'STOPPING';
     this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.commitTimer) clearTimeout(this.commitTimer);
     await this.loopIdle.catch(() => undefined);
     this.rejectAll(new AgentError('the agent is shutting down', 'unavailable'));
     await this.transport?.stop();

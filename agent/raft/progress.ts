@@ -59,6 +59,8 @@ export class Progress {
   recentActive = false;
   /** Probe state: an append is outstanding, wait for a reply before the next. */
   probeSent = false;
+  /** The highest commit index sent to this member (see Raft.broadcastCommit). */
+  sentCommit = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner: boolean) {

@@ -140,6 +140,16 @@ export class Raft {
     return this.conf.voters.includes(this.id);
   }
 
+  /**
+   * Whether this node starts elections: as a voter of its latest configuration, or as a voter
+   * that configuration removes before the removal has committed here (thesis §4.2.2): the
+   * removal may yet be lost, and this node may hold the only log that can win. Its own vote
+   * counts only where it is a voter (poll tallies the latest configuration's voters).
+   */
+  private mayCampaign(): boolean {
+    return this.promotable() || this.departing().includes(this.id);
+  }
+
   /** Index of the latest configuration entry in the log (0 if the configuration came from a snapshot or bootstrap). */
   lastConfIndex(): number {
     return this.confHistory.length > 0 ? this.confHistory[this.confHistory.length - 1].index : 0;
@@ -273,7 +283,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.mayCampaign()) {
       this.electionElapsed = 0;
       this.hup(this.preVote ? CampaignType.PreElection : CampaignType.Election);
     }
@@ -311,7 +321,7 @@ export class Raft {
 
   private hup(t: CampaignType): void {
     if (this.state === StateRole.Leader) return;
-    if (!this.promotable()) return;
+    if (!this.mayCampaign()) return;
     this.campaign(t);
   }
 
@@ -392,12 +402,15 @@ export class Raft {
         this.electionElapsed = elapsed;
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
-        // A stale leader (e.g. healed from a partition) learns our term and steps down;
-        // with pre-vote it could otherwise stall the cluster forever.
+      // The sender learns our term from the answer (Figure 2: every reply carries the
+      // receiver's term). A stale leader steps down and a stale candidate catches up.
+      // Staying silent, as etcd does without check-quorum, stalls the cluster when
+      // membership views differ: a node whose configuration omits the stale one never
+      // contacts it, so nothing else would ever tell it the term.
+      if (m.type === MessageType.Heartbeat || m.type === MessageType.App) {
         this.send(emptyMessage(MessageType.AppResp, m.from, this.id));
-      } else if (m.type === MessageType.PreVote) {
-        const resp = emptyMessage(MessageType.PreVoteResp, m.from, this.id, this.term);
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        const resp = emptyMessage(m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp, m.from, this.id, this.term);
         resp.reject = true;
         this.send(resp);
       }
@@ -477,11 +490,10 @@ export class Raft {
             } else if (pr.state === ProgressState.Replicate) {
               pr.inflights.freeLE(m.index);
             }
-            if (this.maybeCommit()) {
-              this.needBroadcast = true;
-            } else if (wasPaused) {
-              this.sendAppend(m.from);
-            }
+            // A new commit index reaches the followers with the next append or heartbeat, or
+            // when the driver calls broadcastCommit(): no round of empty appends per commit.
+            this.maybeCommit();
+            if (wasPaused) this.sendAppend(m.from);
             // Keep the pipeline full: send as much as the inflight window allows.
             while (this.maybeSendAppend(m.from, false)) {
               /* loop */
@@ -777,11 +789,36 @@ export class Raft {
     for (const id of this.prs.keys()) this.sendAppend(id);
   }
 
+  /** Whether some follower that could take a message has not been sent the current commit index. */
+  commitBroadcastPending(): boolean {
+    if (this.state !== StateRole.Leader) return false;
+    const committed = this.raftLog.committed;
+    for (const pr of this.prs.values()) {
+      if (pr.sentCommit < committed && !pr.isPaused()) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Tells the followers that lack it the current commit index (an append, empty if there is
+   * nothing new to send). Commit advances are not broadcast on their own: the next append or
+   * heartbeat carries them, and under load there always is a next append. The driver calls
+   * this shortly after a commit so that followers apply promptly when the load stops.
+   */
+  broadcastCommit(): void {
+    if (this.state !== StateRole.Leader) return;
+    const committed = this.raftLog.committed;
+    for (const [id, pr] of this.prs) {
+      if (pr.sentCommit < committed) this.maybeSendAppend(id, true);
+    }
+  }
+
   private bcastHeartbeat(ctx: Uint8Array | null): void {
     for (const [id, pr] of this.prs) {
       const m = emptyMessage(MessageType.Heartbeat, id, this.id);
       // Never tell a follower to commit beyond what it is known to hold.
       m.commit = Math.min(pr.match, this.raftLog.committed);
+      pr.sentCommit = Math.max(pr.sentCommit, m.commit);
       m.context = ctx;
       this.send(m);
     }
@@ -811,6 +848,7 @@ export class Raft {
     m.logTerm = prevTerm;
     m.entries = ents;
     m.commit = this.raftLog.committed;
+    pr.sentCommit = m.commit;
     this.send(m);
     pr.sentEntries(ents.length > 0 ? ents[ents.length - 1].index : null);
     return true;
@@ -832,7 +870,7 @@ export class Raft {
   maybeCommit(): boolean {
     const mci = committedIndex(this.conf.voters, (id) => this.matchOf(id));
     if (!this.raftLog.maybeCommit(mci, this.term)) return false;
-    if (this.hasDeparting) this.syncProgress(); // a removal committed: stop replicating to the node
+    if (this.hasDeparting) this.finishRemovals();
     if (this.pendingReadIndexMessages.length > 0 && this.committedEntryInCurrentTerm()) {
       const pending = this.pendingReadIndexMessages;
       this.pendingReadIndexMessages = [];
@@ -843,7 +881,7 @@ export class Raft {
 
   /** The driver reports entries durable up to `index`: the leader may now count itself. */
   onStable(): void {
-    if (this.state === StateRole.Leader && this.maybeCommit()) this.needBroadcast = true;
+    if (this.state === StateRole.Leader) this.maybeCommit();
     this.maybeFinishLeaderRemoval();
   }
 
@@ -905,6 +943,18 @@ export class Raft {
     if (committed === this.conf) return [];
     const now = new Set<NodeId>([...this.conf.voters, ...this.conf.learners]);
     return [...committed.voters, ...committed.learners].filter((id) => !now.has(id));
+  }
+
+  /**
+   * A removal may have committed: each node it removed is told the new commit index (so it
+   * knows its removal is final and stops campaigning, see mayCampaign), then dropped.
+   */
+  private finishRemovals(): void {
+    const members = new Set<NodeId>([...this.conf.voters, ...this.conf.learners, ...this.departing()]);
+    for (const id of this.prs.keys()) {
+      if (!members.has(id)) this.maybeSendAppend(id, true);
+    }
+    this.syncProgress();
   }
 
   private syncProgress(): void {

@@ -192,6 +192,21 @@ export class RawNode {
     this.raft.step(m);
   }
 
+  /** Whether a follower has not yet been told the leader's commit index; see broadcastCommit. */
+  commitBroadcastPending(): boolean {
+    return this.raft.commitBroadcastPending();
+  }
+
+  /**
+   * Sends the current commit index to followers that lack it. A leader does not broadcast
+   * each commit advance: the next append or heartbeat carries it. Call this shortly after
+   * a Ready in which commitBroadcastPending() turned true, so that followers apply (and
+   * serve reads) promptly once writes stop.
+   */
+  broadcastCommit(): void {
+    this.raft.broadcastCommit();
+  }
+
   hasReady(): boolean {
     const r = this.raft;
     if (r.needBroadcast && r.lead === r.id) return true;

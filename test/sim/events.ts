@@ -27,6 +27,8 @@ export enum EventKind {
   LeaderLost,
   /** The disk write that incarnation `inc` of node `node` started is durable (agent loop). */
   WriteDone,
+  /** Incarnation `inc` of leader `node` sends followers the commit index they lack (agent loop). */
+  CommitFlush,
 }
 
 export interface SimEvent {

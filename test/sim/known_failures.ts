@@ -14,23 +14,10 @@ export interface KnownFailure {
   bug: CoreBug;
 }
 
-export enum CoreBug {
-  /**
-   * Without pre-vote, elections can stall for good after the leader of a small cluster removed
-   * itself and the change reached only some voters: the voters' configurations then disagree
-   * (one is two changes behind and does not even list another voter). A Vote of a lower term
-   * gets no answer, so the candidate holding the newest configuration never learns the term it
-   * must beat, while the voter two changes behind asks only a node that refuses it (and may
-   * keep starting elections in every new term just before the one that could win).
-   */
-  StalledWithoutPreVote = 'no leader after healing: without pre-vote, voters whose configurations disagree stall elections',
-}
+/** Open core bugs that some seeds still hit; none at present. */
+export enum CoreBug {}
 
-export const KNOWN_FAILURES: readonly KnownFailure[] = [
-  { nodes: 1, seed: 1382, invariant: 'liveness', bug: CoreBug.StalledWithoutPreVote },
-  { nodes: 1, seed: 1688, invariant: 'liveness', bug: CoreBug.StalledWithoutPreVote },
-  { nodes: 1, seed: 2328, invariant: 'liveness', bug: CoreBug.StalledWithoutPreVote },
-];
+export const KNOWN_FAILURES: readonly KnownFailure[] = [];
 
 /** The failure line's seed and invariant, as batch.ts writes it: "seed S (N nodes): [invariant] ...". */
 export function parseFailure(line: string): { seed: number; nodes: number; invariant: string } | null {

@@ -34,6 +34,11 @@ export interface DriverEnv {
   readonly agentLoop: boolean;
   /** Node `n` started writing a Ready; the simulator calls n.completeWrite() when the disk is done. */
   writeStarted(n: NodeDriver): void;
+  /**
+   * Agent loop: leader `n` has a commit index some follower was not sent; the simulator calls
+   * n.flushCommit() a little later, as the agent's commit timer does.
+   */
+  commitFlushDue(n: NodeDriver): void;
   /** Hands a message from node `src` to the network; `incarnation` identifies the sending process. */
   send(m: Message, src: NodeId, incarnation: number): void;
   /** Some node applied the membership change in entry (index, term). */
@@ -73,6 +78,8 @@ export class NodeDriver {
   tornWritePending = false;
   /** Agent loop: messages this node sent before the write of their Ready, over all its incarnations. */
   sentBeforeWrite = 0;
+  /** Agent loop: a commit flush is scheduled (see DriverEnv.commitFlushDue). */
+  private commitFlushScheduled = false;
 
   role: StateRole = StateRole.Follower;
   lead: NodeId = 0;
@@ -155,6 +162,7 @@ export class NodeDriver {
       this.persistReady(w.rd, this.keepOnCrash(w.rd));
     }
     this.raw = null;
+    this.commitFlushScheduled = false;
     this.tornWritePending = false;
     this.incarnation++;
     this.role = StateRole.Follower;
@@ -176,6 +184,20 @@ export class NodeDriver {
       if (this.env.agentLoop) this.startReady(raw, raw.ready());
       else this.handleReady(raw, raw.ready());
     }
+    // The synchronous driver never flushes: its followers learn commits from later appends
+    // and heartbeats alone, the lazy path at its slowest.
+    if (this.env.agentLoop && this.raw === raw && !this.commitFlushScheduled && raw.commitBroadcastPending()) {
+      this.commitFlushScheduled = true;
+      this.env.commitFlushDue(this);
+    }
+  }
+
+  /** The agent's commit timer fired: tell followers the commit index they lack. */
+  flushCommit(): void {
+    this.commitFlushScheduled = false;
+    if (this.raw === null) return;
+    this.raw.broadcastCommit();
+    this.handleReadies();
   }
 
   /** The Ready contract, steps 1 to 5 (see Ready in types.ts). */

@@ -178,6 +178,7 @@ class Simulation implements ClusterOps {
       raftConfig,
       agentLoop,
       writeStarted: (n) => sim.queue.push(sim.queue.now + sim.writeLatency(), EventKind.WriteDone, n.id, null, 0, n.incarnation),
+      commitFlushDue: (n) => sim.queue.push(sim.queue.now + 1 + sim.rng.intn(3), EventKind.CommitFlush, n.id, null, 0, n.incarnation),
       trace: this.trace,
       send: (m, src, inc) => sim.network.send(m, src, inc),
       confChangeApplied: (index, term, cc) => sim.confChangeApplied(index, term, cc),
@@ -285,6 +286,11 @@ class Simulation implements ClusterOps {
         case EventKind.WriteDone:
           this.writeDone(ev);
           break;
+        case EventKind.CommitFlush: {
+          const n = this.drivers.get(ev.node)!;
+          if (n.raw !== null && n.incarnation === ev.inc) n.flushCommit();
+          break;
+        }
         case EventKind.Isolate:
           if (!this.healed && !this.quiet()) {
             if (this.trace !== null) this.log(`isolate n${ev.node}`);

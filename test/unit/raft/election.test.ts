@@ -278,4 +278,29 @@ describe('election timer (Figure 2)', () => {
     expect(Math.max(...campaignTicks)).toBeLessThan(20);
     expect(campaignTicks.some((t) => t < 19)).toBe(true);
   });
+  test('a message of a lower term is answered with the current term, even without pre-vote or check-quorum (Figure 2)', () => {
+    const n = follower(storageWithLog([1, 2, 3], [1], { term: 7 }), { preVote: false, checkQuorum: false });
+    responses(n);
+    n.step(voteReq(2, 5, 9, 5));
+    expect(responses(n)).toEqual([expect.objectContaining({ type: MessageType.VoteResp, to: 2, term: 7, reject: true })]);
+    const app = emptyMessage(MessageType.App, 1, 3, 4);
+    n.step(app);
+    expect(responses(n)).toEqual([expect.objectContaining({ type: MessageType.AppResp, to: 3, term: 7 })]);
+    expect(n.status().hardState).toMatchObject({ term: 7, vote: 0 });
+  });
+
+  test('a candidate that is refused by a higher term adopts it and can then win', () => {
+    // Node 3 holds the newest log but campaigns in a lower term than node 2, which never asks
+    // it for a vote (as when their configurations disagree): only the refusal carries the term.
+    const c = Cluster.withLogs({ 1: [1], 2: [1], 3: [1, 2] }, { preVote: false, checkQuorum: false });
+    c.isolate(1);
+    c.filter = (m) => !(m.type === MessageType.Vote && m.from === 2 && m.to === 3);
+    for (let i = 0; i < 5; i++) c.campaign(2);
+    expect(c.get(3).node.status().hardState.term).toBe(2);
+    const high = c.get(2).node.status().hardState.term;
+    c.campaign(3);
+    expect(c.get(3).node.status().hardState.term).toBe(high);
+    c.campaign(3);
+    expect(c.leader()).toBe(3);
+  });
 });

@@ -46,6 +46,8 @@ export class Cluster {
   readonly delivered: Message[] = [];
   /** Called for every message before delivery; return false to drop it. */
   filter: ((m: Message) => boolean) | null = null;
+  /** Call broadcastCommit() after every Ready, as the agent's commit timer does shortly after. */
+  flushCommits = true;
 
   constructor(
     ids: NodeId[],
@@ -139,6 +141,8 @@ export class Cluster {
     }
     for (const rs of rd.readStates) tn.readStates.push(rs);
     tn.node.advance(rd);
+    // As the agent does a moment later (its commit timer): followers learn the new commit index.
+    if (this.flushCommits && tn.node.commitBroadcastPending()) tn.node.broadcastCommit();
     return rd.messages;
   }
 

@@ -1,4 +1,5 @@
 import { ConfChangeType, MessageType, StateRole } from '../../../agent/raft/types';
+import { MemoryStorage } from '../../../agent/raft/memory_storage';
 import { Cluster } from './harness';
 
 const cc = (type: ConfChangeType, nodeId: number) => ({ type, nodeId, context: new Uint8Array(0) });
@@ -141,6 +142,36 @@ describe('membership changes (thesis §4.1, one server at a time)', () => {
     const before = c.delivered.length;
     c.tick(3, 100);
     expect(c.delivered.slice(before).some((m) => m.from === 3 && (m.type === MessageType.PreVote || m.type === MessageType.Vote))).toBe(false);
+    expect(c.leader()).toBe(1);
+  });
+  test('a voter removed by an entry it has not seen commit still campaigns, and wins where only its log can (thesis §4.2.2)', () => {
+    const c = new Cluster([1, 3]);
+    c.campaign(1);
+    const removal = c.get(1).storage.lastIndex() + 1;
+    // Node 3 receives its removal, but never the commit index that covers it.
+    c.filter = (m) => !(m.to === 3 && m.commit >= removal);
+    change(c, 1, ConfChangeType.RemoveNode, 3);
+    expect(c.get(3).storage.lastIndex()).toBe(removal);
+    expect(c.get(3).node.status().config.voters).toEqual([1]);
+    expect(c.get(3).node.status().hardState.commit).toBeLessThan(removal);
+    // The leader crashes having sent the entry but before it reached its own disk: it comes
+    // back with configuration [1, 3], and node 3, which holds the newer log, refuses it.
+    const old = c.get(1).storage;
+    const lost = new MemoryStorage();
+    lost.append(old.entries(old.firstIndex(), removal));
+    lost.setHardState({ ...old.initialState().hardState, commit: removal - 1 });
+    c.add(1, lost, 11, removal - 1);
+    c.filter = null;
+    for (let i = 0; i < 60 && c.get(1).storage.lastIndex() < removal + 1; i++) {
+      c.tick(1);
+      c.tick(3);
+    }
+    // Node 3 led with node 1's vote (the only voter of its configuration), committed its own
+    // removal on node 1, and handed over.
+    expect(c.get(1).storage.lastIndex()).toBeGreaterThan(removal);
+    expect(c.get(1).node.status().config.voters).toEqual([1]);
+    expect(c.get(1).node.status().hardState.commit).toBeGreaterThan(removal);
+    for (let i = 0; i < 30 && c.leader() !== 1; i++) c.tick(1);
     expect(c.leader()).toBe(1);
   });
 });

@@ -121,4 +121,35 @@ describe('log replication (§5.3)', () => {
     expect(c.get(3).storage.lastIndex()).toBe(c.get(1).storage.lastIndex());
     expect(c.get(3).node.status().softState.role).toBe(StateRole.Follower);
   });
+  test('a commit advance is not broadcast on its own: the next append carries it, or broadcastCommit()', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.flushCommits = false;
+    const before = c.delivered.length;
+    c.propose(1, 'a');
+    const leader = c.get(1).node;
+    const commitA = leader.status().hardState.commit;
+    expect(c.appliedData(1)).toEqual(['a']);
+    // One append per follower and one answer each; no empty append to announce the commit.
+    const sent = c.delivered.slice(before);
+    expect(sent.filter((m) => m.type === MessageType.App).map((m) => m.entries.length)).toEqual([1, 1]);
+    expect(c.appliedData(2)).toEqual([]);
+    expect(leader.commitBroadcastPending()).toBe(true);
+    // The next write's append tells the followers that 'a' committed.
+    c.propose(1, 'b');
+    expect(c.appliedData(2)).toEqual(['a']);
+    expect(c.get(2).node.status().hardState.commit).toBe(commitA);
+    // The driver's flush tells them about 'b', once, with an empty append.
+    expect(leader.commitBroadcastPending()).toBe(true);
+    const mark = c.delivered.length;
+    leader.broadcastCommit();
+    c.settle();
+    const flush = c.delivered.slice(mark).filter((m) => m.type === MessageType.App);
+    expect(flush.map((m) => [m.to, m.entries.length, m.commit])).toEqual([
+      [2, 0, commitA + 1],
+      [3, 0, commitA + 1],
+    ]);
+    for (const id of [2, 3]) expect(c.appliedData(id)).toEqual(['a', 'b']);
+    expect(leader.commitBroadcastPending()).toBe(false);
+  });
 });
