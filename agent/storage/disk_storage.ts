@@ -12,7 +12,7 @@ import {
 } from './format';
 import { FsFile, FsOps, nodeFsOps } from './fs_ops';
 import { LogCache } from './log_cache';
-import { HARD_STATE_NAME, Layout, listSnapshots, snapshotName, writeFileAtomic } from './layout';
+import { HARD_STATE_NAME, Layout, listSnapshots, SEGMENT_OPEN, snapshotName, writeFileAtomic } from './layout';
 import { silentLogger, StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
 import { recover, RecoveredState } from './recovery';
@@ -331,7 +331,7 @@ export class DiskStorage implements Storage {
     // Only the last segment may end in a torn write; anything before it must be durable.
     if (this.unsynced) await this.syncLog();
     const segment = this.activeSegment() + 1;
-    const file = await this.fs.open(this.layout.segmentPath(segment), 'create');
+    const file = await this.fs.open(this.layout.segmentPath(segment), 'create', SEGMENT_OPEN);
     try {
       await file.write(encodeSegmentHeader(segment, this.nextRecord), 0);
       await file.sync();

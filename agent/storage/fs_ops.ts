@@ -1,4 +1,4 @@
-import { promises as fsp } from 'fs';
+import { constants, promises as fsp } from 'fs';
 
 /**
  * The few file-system operations the storage performs, behind an interface so that tests can
@@ -8,7 +8,10 @@ import { promises as fsp } from 'fs';
 export interface FsFile {
   /** Writes all of `data` at byte `position` (short writes are retried until done). */
   write(data: Uint8Array, position: number): Promise<void>;
-  /** Makes everything written so far durable, including the file's size (fdatasync). */
+  /**
+   * Makes everything written so far durable, including the file's size (fdatasync). A file
+   * opened with durableWrites has nothing left to do here unless it was truncated.
+   */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
@@ -20,8 +23,17 @@ export interface FsFile {
  */
 export type OpenMode = 'append' | 'create' | 'replace';
 
+export interface OpenOptions {
+  /**
+   * Each write is durable when it completes (O_DSYNC), as if followed by fdatasync: one
+   * system call, and one trip through the thread pool, instead of two. For the log, whose
+   * every write is synced before it is acknowledged.
+   */
+  durableWrites?: boolean;
+}
+
 export interface FsOps {
-  open(path: string, mode: OpenMode): Promise<FsFile>;
+  open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FsFile>;
   readFile(path: string): Promise<Uint8Array>;
   /** Names of the entries of a directory. */
   list(dir: string): Promise<string[]>;
@@ -33,10 +45,20 @@ export interface FsOps {
   syncDir(dir: string): Promise<void>;
 }
 
-const FLAGS: Record<OpenMode, string> = { append: 'r+', create: 'wx', replace: 'w' };
+const FLAGS: Record<OpenMode, number> = {
+  append: constants.O_RDWR,
+  create: constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
+  replace: constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC,
+};
 
 class NodeFile implements FsFile {
-  constructor(private readonly fh: fsp.FileHandle) {}
+  /** A truncate changed the size: O_DSYNC covers writes only, so the next sync() must sync. */
+  private sizeChanged = false;
+
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    private readonly durableWrites: boolean,
+  ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
     let done = 0;
@@ -47,10 +69,13 @@ class NodeFile implements FsFile {
   }
 
   sync(): Promise<void> {
+    if (this.durableWrites && !this.sizeChanged) return Promise.resolve();
+    this.sizeChanged = false;
     return this.fh.datasync();
   }
 
   truncate(length: number): Promise<void> {
+    this.sizeChanged = true;
     return this.fh.truncate(length);
   }
 
@@ -60,8 +85,9 @@ class NodeFile implements FsFile {
 }
 
 export const nodeFsOps: FsOps = {
-  async open(path, mode) {
-    return new NodeFile(await fsp.open(path, FLAGS[mode]));
+  async open(path, mode, options) {
+    const durable = options?.durableWrites ?? false;
+    return new NodeFile(await fsp.open(path, FLAGS[mode] | (durable ? constants.O_DSYNC : 0), 0o666), durable);
   },
   readFile(path) {
     return fsp.readFile(path);

@@ -10,7 +10,7 @@ import {
   SEGMENT_HEADER_BYTES,
 } from './format';
 import { FsFile, FsOps } from './fs_ops';
-import { Layout, listSnapshots, parseSegmentName, removeTempFiles } from './layout';
+import { Layout, listSnapshots, parseSegmentName, removeTempFiles, SEGMENT_OPEN } from './layout';
 import { StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
 
@@ -168,12 +168,12 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
       'truncated a torn write at the end of the log: the last write before a crash did not complete and was never acknowledged',
       { file: torn.file, offset: torn.offset, droppedBytes: torn.bytes, reason: torn.reason },
     );
-    active = await fs.open(torn.file, 'append');
+    active = await fs.open(torn.file, 'append', SEGMENT_OPEN);
     await active.truncate(torn.offset);
     await active.sync();
     activeSize = torn.offset;
   } else if (segments.length > 0 && unfinishedSegment === null) {
-    active = await fs.open(layout.segmentPath(segments[segments.length - 1]), 'append');
+    active = await fs.open(layout.segmentPath(segments[segments.length - 1]), 'append', SEGMENT_OPEN);
     activeSize = endOfLog;
   } else {
     // A fresh data directory, one restored from a snapshot alone, or a segment whose creation
@@ -187,7 +187,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
       await fs.remove(unfinishedSegment.file);
       segment = unfinishedSegment.segment;
     }
-    active = await fs.open(layout.segmentPath(segment), 'create');
+    active = await fs.open(layout.segmentPath(segment), 'create', SEGMENT_OPEN);
     await active.write(encodeSegmentHeader(segment, nextRecord), 0);
     await active.sync();
     await fs.syncDir(layout.logDir);
