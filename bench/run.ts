@@ -43,6 +43,7 @@ interface Options {
   maxMinutes: number;
   results: string;
   record: boolean;
+  profileConcurrency: number;
 }
 
 const HELP = `npm run bench -- [options]
@@ -59,6 +60,7 @@ const HELP = `npm run bench -- [options]
   --restart-runs N        restarts timed without and with a snapshot, each (default 2; quick 1)
   --phases LIST           any of ${PHASES.join(',')} (default all; quick: all but profile)
   --no-profile            skip the CPU profile
+  --profile-concurrency N clients during the CPU profile (default 64)
   --no-record             do not write bench/results (latest.json, history.jsonl)
   --max-minutes N         stop everything and fail after this long (default 45)
 `;
@@ -82,6 +84,7 @@ function parseArgs(argv: string[]): Options {
     maxMinutes: 45,
     results: path.join(REPO, 'bench', 'results'),
     record: true,
+    profileConcurrency: 64,
   };
   const num = (v: string | undefined, flag: string) => {
     const n = Number(v);
@@ -111,6 +114,7 @@ function parseArgs(argv: string[]): Options {
       }
       case '--no-profile': o.phases = o.phases.filter((p) => p !== 'profile'); break;
       case '--no-record': o.record = false; break;
+      case '--profile-concurrency': o.profileConcurrency = num(next(), a); break;
       case '--max-minutes': o.maxMinutes = num(next(), a); break;
       case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break; // eslint-disable-line no-fallthrough
       default: throw new Error(`unknown option ${a}\n\n${HELP}`);
@@ -242,8 +246,9 @@ async function main(): Promise<void> {
     }
     await etcd.stopAll();
     if (has('profile')) {
-      log('CPU profile of the pgraft leader at c=64');
-      profile = await runProfile(pg, { concurrency: 64, ...load }, path.join(o.results, 'pgraft-leader-c64.cpuprofile'), log);
+      const pc = o.profileConcurrency;
+      log(`CPU profile of the pgraft leader at c=${pc}`);
+      profile = await runProfile(pg, { concurrency: pc, ...load }, path.join(o.results, `pgraft-leader-c${pc}.cpuprofile`), log);
     }
     await pg.stopAll();
     await cleanupAgents();
