@@ -18,6 +18,7 @@ import { Agent } from '../node';
 import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';
+import { tuneHeap } from './heap';
 import { joinCluster } from './join';
 import { PostgresLink } from './postgres_link';
 
@@ -84,6 +85,8 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     pino.destination({ dest: 1, sync: true }),
   );
   for (const w of loaded.warnings) logger.warn({ setting: w.setting }, formatIssue(w));
+  const heapFlags = tuneHeap();
+  if (heapFlags.length === 0) logger.info({ execArgv: process.execArgv }, 'heap flags given to node are kept as they are');
 
   const metrics = new AgentMetrics({ processMetrics: c.metrics_enabled });
   let options;
