@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: pgraft against etcd on this machine, in one run. See bench/README.md.
  *
- *   npm run bench                      full run (about 15 minutes)
+ *   npm run bench                      full run (about 17 minutes, 10 of them the soak)
  *   npm run bench -- --quick           short runs, few trials: a smoke test of the benchmark
  *   npm run bench -- --help            every option
  */
@@ -19,11 +19,12 @@ import { CpuUse, RssSampler } from './procstat';
 import { ProfileResult, runProfile } from './profile';
 import { evaluateTargets, flatness, Machine, render, Resources, Results, save } from './report';
 import { RestartResult, runRestart } from './restart';
+import { runSoak, SOAK_CONCURRENCY, SOAK_SAMPLE_SEC, SoakResult } from './soak';
 import { runSql, SqlResult } from './sql';
 import { quantile, round } from './stats';
 import { runThroughput, ThroughputResult } from './throughput';
 
-const PHASES = ['throughput', 'failover', 'profile', 'sql', 'restart'] as const;
+const PHASES = ['throughput', 'soak', 'failover', 'profile', 'sql', 'restart'] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Options {
@@ -35,6 +36,7 @@ interface Options {
   valueBytes: number;
   keys: number;
   generators: number;
+  soakMinutes: number;
   failoverTrials: number;
   sqlIterations: number;
   restartEntries: number;
@@ -48,12 +50,13 @@ interface Options {
 
 const HELP = `npm run bench -- [options]
 
-  --quick                 short runs: 2 s per load run, 3 failover trials, 100,000-entry restart, no profile
+  --quick                 short runs: 2 s per load run, 1-minute soak, 3 failover trials, 100,000-entry restart, no profile
   --duration SEC          measured seconds per load run (default 10; quick 2)
   --warmup SEC            unmeasured seconds before each load run (default 1; quick 0.5)
   --concurrency LIST      closed-loop clients per run (default 1,16,64,256)
   --value-bytes N         value size (default 256)
   --generators N          load generator processes per run (default 1)
+  --soak-minutes M        minutes of the pgraft c=64 memory soak, fractions allowed (default 10; quick 1)
   --failover-trials N     trials per signal and system (default 20; quick 3)
   --sql-iterations N      calls of pgraft_get_leader(); half as many of pgraft_kv_put (default 2000; quick 200)
   --restart-entries N     log entries for the restart measurement (default 1000000; quick 100000)
@@ -62,7 +65,7 @@ const HELP = `npm run bench -- [options]
   --no-profile            skip the CPU profile
   --profile-concurrency N clients during the CPU profile (default 64)
   --no-record             do not write bench/results (latest.json, history.jsonl)
-  --max-minutes N         stop everything and fail after this long (default 45)
+  --max-minutes N         stop everything and fail after this long (default 45, plus the soak's minutes)
 `;
 
 function parseArgs(argv: string[]): Options {
@@ -76,6 +79,7 @@ function parseArgs(argv: string[]): Options {
     valueBytes: 256,
     keys: 10_000,
     generators: 1,
+    soakMinutes: quick ? 1 : 10,
     failoverTrials: quick ? 3 : 20,
     sqlIterations: quick ? 200 : 2000,
     restartEntries: quick ? 100_000 : 1_000_000,
@@ -91,6 +95,7 @@ function parseArgs(argv: string[]): Options {
     if (v === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number`);
     return n;
   };
+  let maxMinutesGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
@@ -101,6 +106,7 @@ function parseArgs(argv: string[]): Options {
       case '--concurrency': o.concurrency = next().split(',').map((v) => num(v, a)); break;
       case '--value-bytes': o.valueBytes = num(next(), a); break;
       case '--generators': o.generators = num(next(), a); break;
+      case '--soak-minutes': o.soakMinutes = num(next(), a); break;
       case '--failover-trials': o.failoverTrials = num(next(), a); break;
       case '--sql-iterations': o.sqlIterations = num(next(), a); break;
       case '--restart-entries': o.restartEntries = num(next(), a); break;
@@ -115,11 +121,13 @@ function parseArgs(argv: string[]): Options {
       case '--no-profile': o.phases = o.phases.filter((p) => p !== 'profile'); break;
       case '--no-record': o.record = false; break;
       case '--profile-concurrency': o.profileConcurrency = num(next(), a); break;
-      case '--max-minutes': o.maxMinutes = num(next(), a); break;
+      case '--max-minutes': o.maxMinutes = num(next(), a); maxMinutesGiven = true; break;
       case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break; // eslint-disable-line no-fallthrough
       default: throw new Error(`unknown option ${a}\n\n${HELP}`);
     }
   }
+  // The soak's length is chosen on its own; the default bound must not cut it short.
+  if (!maxMinutesGiven && o.phases.includes('soak')) o.maxMinutes += o.soakMinutes;
   return o;
 }
 
@@ -181,7 +189,7 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   const cpus = os.cpus();
   const has = (p: Phase) => o.phases.includes(p);
-  const needClusters = has('throughput') || has('failover') || has('profile');
+  const needClusters = has('throughput') || has('soak') || has('failover') || has('profile');
   if (loadStart[0] > cpus.length / 2) {
     log(`warning: load average ${loadStart[0].toFixed(2)} on ${cpus.length} CPUs: other work is running; the figures will be noisy`);
   }
@@ -204,6 +212,7 @@ async function main(): Promise<void> {
   let failover: FailoverResult | null = null;
   let profile: ProfileResult | null = null;
   let resources: Resources | null = null;
+  let soak: SoakResult | null = null;
   let sql: SqlResult | null = null;
   let restart: RestartResult | null = null;
   const load = {
@@ -239,6 +248,12 @@ async function main(): Promise<void> {
         flat: flatness(samples),
         samples,
       };
+    }
+    // Before failover, which kills and restarts agents: the soak measures the agents that ran
+    // the throughput phase, on top of everything they kept from it.
+    if (has('soak')) {
+      log(`soak: pgraft alone at c=${SOAK_CONCURRENCY} for ${o.soakMinutes} min, every agent's RSS every ${SOAK_SAMPLE_SEC} s`);
+      soak = await runSoak(pg, { minutes: o.soakMinutes, valueBytes: o.valueBytes, keys: o.keys, generatorProcesses: o.generators }, log);
     }
     if (has('failover')) {
       log(`failover (${o.failoverTrials} trials per signal and system)`);
@@ -276,6 +291,7 @@ async function main(): Promise<void> {
     failover,
     sql,
     resources,
+    soak,
     restart,
     profile,
     durationSec: (performance.now() - started) / 1000,
