@@ -129,6 +129,20 @@ export interface Counters {
 const COMMIT_FLUSH_MS = 2;
 
 /**
+ * The core counts time in ticks; the agent ticks it ten times per heartbeat interval. Election
+ * timeouts are then drawn, and leader leases expire, to a tenth of a heartbeat: with one tick
+ * per heartbeat, a follower whose tick ran just before its peer's could still hold the old
+ * leader's lease when the peer's timeout fired, refuse its pre-vote, and cost the cluster a
+ * whole second election timeout after a silent leader failure.
+ */
+const TICKS_PER_HEARTBEAT = 10;
+
+function coreTicks(electionTimeoutMs: number, heartbeatIntervalMs: number): { electionTick: number; heartbeatTick: number } {
+  const tickMs = heartbeatIntervalMs / TICKS_PER_HEARTBEAT;
+  return { electionTick: Math.max(2 * TICKS_PER_HEARTBEAT, Math.round(electionTimeoutMs / tickMs)), heartbeatTick: TICKS_PER_HEARTBEAT };
+}
+
+/**
  * One pgraft agent: the loop that drives the consensus core (Ready → persist → send → apply
  * → advance, see Ready in raft/types.ts), with the durable log, the peer transport and the
  * replicated state machine. The core decides; this class only performs I/O and keeps the
@@ -235,7 +249,6 @@ export class Agent extends EventEmitter {
     const last = this.storage.lastIndex();
     if (last >= first) this.learnAddresses(this.storage.entries(first, last + 1));
 
-    const tickMs = o.heartbeatIntervalMs;
     this.raw = this.createRawNode(snap.metadata.index);
     const hs = this.storage.initialState().hardState;
     this.durableTermVote = { term: hs.term, vote: hs.vote };
@@ -277,7 +290,7 @@ export class Agent extends EventEmitter {
 
     this.running = true;
     this.state = 'RUNNING';
-    this.tickTimer = setInterval(() => this.onTick(), tickMs);
+    this.tickTimer = setInterval(() => this.onTick(), o.heartbeatIntervalMs / TICKS_PER_HEARTBEAT);
     this.tickTimer.unref?.();
     this.kick();
     this.log.info(
@@ -292,8 +305,7 @@ export class Agent extends EventEmitter {
       id: o.nodeId,
       storage: this.storage,
       rng: new SeededRng((o.nodeId * 2654435761) ^ Date.now()),
-      electionTick: Math.max(2, Math.round(o.electionTimeoutMs / o.heartbeatIntervalMs)),
-      heartbeatTick: 1,
+      ...coreTicks(o.electionTimeoutMs, o.heartbeatIntervalMs),
       applied,
       maxSizePerMsg: o.maxMessageBytes,
       maxInflightMsgs: o.maxInflightMessages,
@@ -372,12 +384,13 @@ export class Agent extends EventEmitter {
 
   /** Applies new election and heartbeat timeouts without a restart (SIGHUP). */
   setTimeouts(electionTimeoutMs: number, heartbeatIntervalMs: number): void {
-    this.raw.setTimeouts(Math.max(2, Math.round(electionTimeoutMs / heartbeatIntervalMs)), 1);
+    const t = coreTicks(electionTimeoutMs, heartbeatIntervalMs);
+    this.raw.setTimeouts(t.electionTick, t.heartbeatTick);
     this.opts.electionTimeoutMs = electionTimeoutMs;
     if (heartbeatIntervalMs !== this.opts.heartbeatIntervalMs) {
       this.opts.heartbeatIntervalMs = heartbeatIntervalMs;
       if (this.tickTimer) clearInterval(this.tickTimer);
-      this.tickTimer = setInterval(() => this.onTick(), heartbeatIntervalMs);
+      this.tickTimer = setInterval(() => this.onTick(), heartbeatIntervalMs / TICKS_PER_HEARTBEAT);
       this.tickTimer.unref?.();
     }
   }
@@ -416,7 +429,7 @@ export class Agent extends EventEmitter {
   private onTick(): void {
     if (!this.running) return;
     this.raw.tick();
-    this.kick();
+    if (this.raw.hasReady()) this.kick();
   }
 
   private onPeerMessage(m: Message): void {
@@ -455,7 +468,9 @@ export class Agent extends EventEmitter {
     } finally {
       this.loopScheduled = false;
     }
-    if (this.running && (this.proposalQueue.length > 0 || this.waitingReads.length > 0 || this.raw.hasReady())) this.kick();
+    // Queued writes and reads wait for a leader; the Ready that names one runs the loop again.
+    const waiting = this.lead !== NONE && (this.proposalQueue.length > 0 || this.waitingReads.length > 0);
+    if (this.running && (waiting || this.raw.hasReady())) this.kick();
     else this.flushCommitSoon();
   }
 

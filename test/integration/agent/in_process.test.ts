@@ -65,4 +65,20 @@ describe('agents in one process over loopback TCP', () => {
     expect(next).toBeDefined();
     expect(next!.status().hardState.term).toBe(term + 1);
   });
+  test('followers learn of the last commit promptly, though no later write or heartbeat carries it', async () => {
+    const as = await c.start(3);
+    const leader = await c.leader();
+    await leader.propose({ op: Op.Put, key: 'warm', value: '1' });
+    // Heartbeats every 30 s from now on (one tick every 3 s): only the commit flush can tell
+    // the followers in time.
+    for (const a of as) a.setTimeouts(300_000, 30_000);
+    try {
+      const { index } = await leader.propose({ op: Op.Put, key: 'last', value: '2' });
+      const followers = as.filter((a) => a !== leader);
+      await waitFor('both followers to apply the last write', () => followers.every((f) => f.fsm.appliedIndex >= index), 2000);
+      for (const f of followers) expect(f.fsm.get('last')).toBe('2');
+    } finally {
+      for (const a of as) a.setTimeouts(300, 30); // so that stopping (with its hand-over) is quick
+    }
+  });
 });
