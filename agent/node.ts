@@ -233,7 +233,7 @@ export class Agent extends EventEmitter {
   private async init(): Promise<void> {
     const o = this.opts;
     this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log) });
-    if (this.storage.lastIndex() === 0 && this.storage.snapshot().metadata.index === 0 && o.bootstrap) {
+    if (this.storage.lastIndex() === 0 && this.storage.snapshotMetadata().index === 0 && o.bootstrap) {
       await this.writeBootstrap(o.bootstrap);
     } else if (o.bootstrap && o.bootstrap.length > 0) {
       this.log.info({ dataDir: o.dataDir }, 'data directory already holds a cluster; bootstrap settings ignored');
@@ -320,7 +320,7 @@ export class Agent extends EventEmitter {
 
   /** True while this node holds no cluster: no log, no snapshot (it waits to be added or initialized). */
   isEmpty(): boolean {
-    return this.storage.lastIndex() === 0 && this.storage.snapshot().metadata.index === 0;
+    return this.storage.lastIndex() === 0 && this.storage.snapshotMetadata().index === 0;
   }
 
   /**
@@ -355,7 +355,7 @@ export class Agent extends EventEmitter {
     if (index > this.storage.lastIndex() || index < 1) return null;
     if (index < this.storage.firstIndex()) {
       throw new AgentError(
-        `log entry ${index} has been compacted into the snapshot at index ${this.storage.snapshot().metadata.index}; the log now starts at ${this.storage.firstIndex()}`,
+        `log entry ${index} has been compacted into the snapshot at index ${this.storage.snapshotMetadata().index}; the log now starts at ${this.storage.firstIndex()}`,
         'invalid',
       );
     }

@@ -70,15 +70,29 @@ const TRACKED = 0xfe;
 const ENVELOPE_BYTES = 13;
 
 export function encodeProposal(id: ProposalId, c: Command): Uint8Array {
+  // A put, the hot path, is written straight into one buffer; the rarer commands are copied.
+  if (c.op === Op.Put) {
+    const klen = Buffer.byteLength(c.key);
+    const out = Buffer.allocUnsafe(ENVELOPE_BYTES + 5 + klen + Buffer.byteLength(c.value));
+    writeEnvelope(out, id);
+    out[ENVELOPE_BYTES] = Op.Put;
+    out.writeUInt32BE(klen, ENVELOPE_BYTES + 1);
+    out.write(c.key, ENVELOPE_BYTES + 5);
+    out.write(c.value, ENVELOPE_BYTES + 5 + klen);
+    return out;
+  }
   const body = encodeCommand(c);
-  const out = new Uint8Array(ENVELOPE_BYTES + body.length);
-  const v = new DataView(out.buffer);
-  out[0] = TRACKED;
-  v.setUint32(1, id.origin);
-  v.setUint32(5, id.epoch);
-  v.setUint32(9, id.seq);
+  const out = Buffer.allocUnsafe(ENVELOPE_BYTES + body.length);
+  writeEnvelope(out, id);
   out.set(body, ENVELOPE_BYTES);
   return out;
+}
+
+function writeEnvelope(out: Buffer, id: ProposalId): void {
+  out[0] = TRACKED;
+  out.writeUInt32BE(id.origin, 1);
+  out.writeUInt32BE(id.epoch, 5);
+  out.writeUInt32BE(id.seq, 9);
 }
 
 /** Splits an entry's data into the proposer's id (null for untracked data) and the command. */

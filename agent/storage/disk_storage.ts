@@ -1,7 +1,8 @@
 import { cloneConfState } from '../raft/confchange';
-import { ConfState, Entry, HardState, Snapshot, Storage, UnavailableError } from '../raft/types';
-import { StorageClosedError, StorageFailedError } from './errors';
+import { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage, UnavailableError } from '../raft/types';
+import { StorageClosedError, StorageCorruptionError, StorageFailedError } from './errors';
 import {
+  decodeSnapshot,
   encodeHardState,
   encodeRecord,
   encodeSegmentHeader,
@@ -18,6 +19,7 @@ import { RecordIndex } from './record_index';
 import { recover, RecoveredState } from './recovery';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const NO_DATA = new Uint8Array(0);
 /** Snapshot files kept on disk: the one restart uses and the one before it, for operators. */
 const SNAPSHOTS_KEPT = 2;
 
@@ -85,6 +87,13 @@ export class DiskStorage implements Storage {
   /** Records were written since the last fsync of the log. */
   private unsynced = false;
 
+  /**
+   * The file of the current snapshot. Its image is not kept in memory (it can be as large as
+   * the whole state): snapshot() reads it back when the core needs it, to send it to a
+   * follower that is too far behind, and the agent once at start-up.
+   */
+  private snapshotFile: string | null = null;
+
   private failure: StorageFailedError | null = null;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -108,7 +117,7 @@ export class DiskStorage implements Storage {
     this.logger = logger;
     this.layout = layout;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    if (rec.snapshot) this.log.applySnapshot(rec.snapshot);
+    if (rec.snapshot) this.holdSnapshot(rec.snapshot, 'apply');
     this.log.append(rec.entries);
     this.hardState = rec.hardState;
     this.stored = rec.storedTermVote;
@@ -144,8 +153,23 @@ export class DiskStorage implements Storage {
     return this.log.lastIndex();
   }
 
+  /** The current snapshot with its image, read from its file (see snapshotFile). */
   snapshot(): Snapshot {
-    return this.log.snapshot();
+    const held = this.log.snapshot();
+    if (this.snapshotFile === null) return held;
+    const file = this.snapshotFile;
+    const decoded = decodeSnapshot(this.fs.readFileSync(file));
+    if ('error' in decoded) throw new StorageCorruptionError(file, decoded.offset, decoded.error);
+    const { index, term } = decoded.snapshot.metadata;
+    if (index !== held.metadata.index || term !== held.metadata.term) {
+      throw new StorageCorruptionError(file, 12, `the file holds the snapshot at index ${index}, term ${term}, not ${held.metadata.index}, term ${held.metadata.term}`);
+    }
+    return decoded.snapshot;
+  }
+
+  /** Index, term and membership of the current snapshot, without reading its image. */
+  snapshotMetadata(): SnapshotMetadata {
+    return this.log.snapshot().metadata;
   }
 
   /** Why the storage refuses writes, or null while it is healthy. */
@@ -178,8 +202,7 @@ export class DiskStorage implements Storage {
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     return this.mutation(async () => {
-      const current = this.log.snapshot();
-      if (index <= current.metadata.index) return current;
+      if (index <= this.log.snapshot().metadata.index) return this.snapshot();
       const last = this.log.lastIndex();
       if (index > last) throw new UnavailableError(index, last);
       const snap: Snapshot = { metadata: { index, term: this.log.term(index), confState: cloneConfState(confState) }, data };
@@ -189,7 +212,7 @@ export class DiskStorage implements Storage {
         if (this.unsynced) await this.syncLog();
         await this.writeSnapshotFile(snap, start);
       });
-      this.log.recordSnapshot(snap);
+      this.holdSnapshot(snap, 'record');
       this.snapshotStart = start;
       this.durableCommit = Math.max(this.durableCommit, index);
       await this.pruneSnapshots();
@@ -294,7 +317,7 @@ export class DiskStorage implements Storage {
     if (this.activeSize > SEGMENT_HEADER_BYTES) await this.roll();
     const start = this.endOfLog();
     await this.writeSnapshotFile(snap, start);
-    this.log.applySnapshot(snap);
+    this.holdSnapshot(snap, 'apply');
     this.index.clear();
     this.snapshotStart = start;
     this.durableCommit = Math.max(this.durableCommit, snap.metadata.index);
@@ -345,6 +368,15 @@ export class DiskStorage implements Storage {
     this.activeSize = SEGMENT_HEADER_BYTES;
     this.segments.push(segment);
     await previous.close();
+  }
+
+  /** Keeps the snapshot's metadata in the log cache and remembers its file, not its image. */
+  private holdSnapshot(snap: Snapshot, how: 'apply' | 'record'): void {
+    const { index, term } = snap.metadata;
+    const held: Snapshot = { metadata: snap.metadata, data: NO_DATA };
+    if (how === 'apply') this.log.applySnapshot(held);
+    else this.log.recordSnapshot(held);
+    this.snapshotFile = this.layout.snapshotPath(index, term);
   }
 
   private async writeSnapshotFile(snap: Snapshot, start: LogPosition): Promise<void> {

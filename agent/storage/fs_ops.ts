@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from 'fs';
+import { constants, promises as fsp, readFileSync } from 'fs';
 
 /**
  * The few file-system operations the storage performs, behind an interface so that tests can
@@ -35,6 +35,8 @@ export interface OpenOptions {
 export interface FsOps {
   open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FsFile>;
   readFile(path: string): Promise<Uint8Array>;
+  /** readFile for the rare read that must not wait: a snapshot the consensus core asks for. */
+  readFileSync(path: string): Uint8Array;
   /** Names of the entries of a directory. */
   list(dir: string): Promise<string[]>;
   /** Creates a directory and its parents; no error if it exists. */
@@ -91,6 +93,9 @@ export const nodeFsOps: FsOps = {
   },
   readFile(path) {
     return fsp.readFile(path);
+  },
+  readFileSync(path) {
+    return readFileSync(path);
   },
   list(dir) {
     return fsp.readdir(dir);

@@ -99,6 +99,11 @@ export class TestFs implements FsOps {
     return nodeFsOps.readFile(file);
   }
 
+  readFileSync(file: string): Uint8Array {
+    this.throwIf('readFile', file);
+    return nodeFsOps.readFileSync(file);
+  }
+
   list(dir: string): Promise<string[]> {
     return nodeFsOps.list(dir);
   }

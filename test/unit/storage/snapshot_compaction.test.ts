@@ -117,7 +117,7 @@ describe('DiskStorage snapshots and compaction', () => {
     await storage.save({ entries: ents(1, 5, 1) });
     await expect(storage.createSnapshot(6, conf, new Uint8Array(0))).rejects.toThrow('not available');
     const s = await storage.createSnapshot(3, conf, new Uint8Array(0));
-    expect(await storage.createSnapshot(2, conf, new Uint8Array(0))).toBe(s);
+    expect(await storage.createSnapshot(2, conf, new Uint8Array(0))).toEqual(s);
     await expect(storage.compact(9)).rejects.toThrow('not available');
     expect(storage.failed).toBeNull();
     await storage.close();
@@ -140,5 +140,25 @@ describe('DiskStorage snapshots and compaction', () => {
     const { storage: again } = await h.open({ segmentBytes: 256 });
     expect(logOf(again)).toEqual(plain(ents(34, 36, 4)));
     await again.close();
+  });
+  test('the snapshot image is read back from its file when asked for, not kept in memory', async () => {
+    const fs = h.newFs();
+    const { storage } = await h.open({ fs });
+    await storage.save({ entries: ents(1, 5, 1) });
+    const image = Buffer.from('the whole state at 4');
+    await storage.createSnapshot(4, conf, image);
+    fs.reset();
+    expect(storage.snapshotMetadata()).toEqual({ index: 4, term: 1, confState: conf });
+    expect(fs.files('readFile')).toEqual([]);
+    const snap = storage.snapshot();
+    expect(Buffer.from(snap.data).toString()).toBe('the whole state at 4');
+    expect(fs.files('readFile').map((f) => path.basename(f))).toEqual(['snapshot-4-1.dat']);
+    // A damaged file is reported as such, with its name.
+    const file = fs.files('readFile')[0];
+    const bytes = await fsp.readFile(file);
+    bytes[bytes.length - 6] ^= 0xff;
+    await fsp.writeFile(file, bytes);
+    expect(() => storage.snapshot()).toThrow(/snapshot-4-1\.dat is corrupt.*checksum/);
+    await storage.close();
   });
 });
