@@ -22,6 +22,11 @@ export interface ProcReading {
   /** User plus system CPU time used since the process started, in milliseconds. */
   cpuMs: number;
   rssBytes: number;
+  /**
+   * The part of RSS that is the process's own memory (RssAnon: heap, stacks, buffers); the
+   * rest is mapped files, mostly the node executable, whose pages every node process shares.
+   */
+  anonBytes: number;
 }
 
 /** One reading, or null when the process is gone. */
@@ -33,8 +38,8 @@ export function readProc(pid: number): ProcReading | null {
     const utime = Number(fields[11]);
     const stime = Number(fields[12]);
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
-    return { cpuMs: ((utime + stime) * 1000) / clockTicks(), rssBytes: rss ? Number(rss[1]) * 1024 : 0 };
+    const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { cpuMs: ((utime + stime) * 1000) / clockTicks(), rssBytes: kB('VmRSS'), anonBytes: kB('RssAnon') };
   } catch {
     return null;
   }
@@ -77,9 +82,13 @@ export interface RssSample {
   t: number;
   label: string;
   rssMB: number;
+  /** The process's own memory (see ProcReading.anonBytes). */
+  anonMB: number;
   /** What the run was doing (the load phase's name, or idle). */
   phase: string;
 }
+
+const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 /** Samples the RSS of a changing set of processes at a fixed interval. */
 export class RssSampler {
@@ -101,7 +110,7 @@ export class RssSampler {
     const t = (performance.now() - this.t0) / 1000;
     for (const p of this.procs()) {
       const r = readProc(p.pid);
-      if (r) this.samples.push({ t: Math.round(t * 10) / 10, label: p.label, rssMB: Math.round((r.rssBytes / 2 ** 20) * 10) / 10, phase: this.phase });
+      if (r) this.samples.push({ t: Math.round(t * 10) / 10, label: p.label, rssMB: mb(r.rssBytes), anonMB: mb(r.anonBytes), phase: this.phase });
     }
   }
 

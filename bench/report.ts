@@ -218,8 +218,8 @@ export function render(r: Results): string {
     out.push('', `Memory over a ${sk.minutes}-minute pgraft c=${sk.concurrency} soak (${fmt(sk.opsPerSec, 0)} ops/s, ${sk.errors} errors; RSS every ${sk.sampleIntervalSec} s; flat: last fifth's peak <= ${FLAT_GROWTH_PERCENT}% above first fifth's)`);
     out.push(
       table(
-        ['agent', 'role', 'first fifth peak MB', 'peak MB', 'last MB', 'last fifth peak MB', 'growth %', 'flat'],
-        sk.agents.map((a) => [a.label, a.role, fmt(a.firstFifthPeakMB, 0), fmt(a.peakMB, 0), fmt(a.lastMB, 0), fmt(a.lastFifthPeakMB, 0), fmt(a.growthPercent, 1), a.flat ? 'yes' : 'no']),
+        ['agent', 'role', 'first fifth peak MB', 'peak MB', 'of it own (RssAnon) MB', 'last MB', 'last fifth peak MB', 'growth %', 'flat'],
+        sk.agents.map((a) => [a.label, a.role, fmt(a.firstFifthPeakMB, 0), fmt(a.peakMB, 0), fmt(a.peakAnonMB, 0), fmt(a.lastMB, 0), fmt(a.lastFifthPeakMB, 0), fmt(a.growthPercent, 1), a.flat ? 'yes' : 'no']),
       ),
     );
   }

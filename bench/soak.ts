@@ -31,6 +31,8 @@ export interface SoakAgent {
   role: 'leader' | 'follower';
   firstFifthPeakMB: number;
   peakMB: number;
+  /** Peak of the agent's own memory (RssAnon); RSS adds the node executable's shared pages. */
+  peakAnonMB: number;
   lastMB: number;
   lastFifthPeakMB: number;
   /** (last fifth's peak - first fifth's peak) / first fifth's peak, percent. */
@@ -50,7 +52,8 @@ export interface SoakResult {
 
 /** One agent's figures from its samples during the soak (NaN everywhere, and not flat, without any). */
 function soakFigures(label: string, role: SoakAgent['role'], samples: RssSample[]): SoakAgent {
-  const rss = samples.filter((s) => s.label === label && s.phase === PHASE).map((s) => s.rssMB);
+  const mine = samples.filter((s) => s.label === label && s.phase === PHASE);
+  const rss = mine.map((s) => s.rssMB);
   const fifth = Math.max(1, Math.floor(rss.length / 5));
   const peak = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
   const first = peak(rss.slice(0, fifth));
@@ -61,6 +64,7 @@ function soakFigures(label: string, role: SoakAgent['role'], samples: RssSample[
     role,
     firstFifthPeakMB: first,
     peakMB: peak(rss),
+    peakAnonMB: peak(mine.map((s) => s.anonMB)),
     lastMB: rss.length ? rss[rss.length - 1] : NaN,
     lastFifthPeakMB: last,
     growthPercent: round(growth, 1),
