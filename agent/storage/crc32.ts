@@ -20,17 +20,23 @@ function crcTable(): Uint32Array {
   return table;
 }
 
-/** Table-driven CRC-32, one byte per step. Exported so tests can check it against zlib's. */
-export function crc32Portable(data: Uint8Array): number {
+/**
+ * Table-driven CRC-32, one byte per step. `previous` continues a checksum over data that
+ * follows what it covered (0 to start). Exported so tests can check it against zlib's.
+ */
+export function crc32Portable(data: Uint8Array, previous = 0): number {
   const t = crcTable();
-  let crc = 0xffffffff;
+  let crc = (previous ^ 0xffffffff) >>> 0;
   for (let i = 0; i < data.length; i++) crc = t[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-const native: ((data: Uint8Array) => number) | null =
-  typeof zlib.crc32 === 'function' ? (data) => zlib.crc32(data) >>> 0 : null;
+const native: ((data: Uint8Array, previous: number) => number) | null =
+  typeof zlib.crc32 === 'function' ? (data, previous) => zlib.crc32(data, previous) >>> 0 : null;
 
-export function crc32(data: Uint8Array): number {
-  return native ? native(data) : crc32Portable(data);
+/** CRC-32 of `data`, or of what `previous` covered followed by `data`. */
+export function crc32(data: Uint8Array, previous = 0): number {
+  // zlib.crc32 answers 0 for an empty view of an empty ArrayBuffer, whatever `previous` is.
+  if (data.length === 0) return previous >>> 0;
+  return native ? native(data, previous) : crc32Portable(data, previous);
 }

@@ -317,10 +317,14 @@ export function decodeHardState(buf: Uint8Array): HardState | { error: string } 
 
 // ---- snapshots ----
 
-export function encodeSnapshot(snap: Snapshot, start: LogPosition): Buffer {
+/**
+ * A snapshot file as three pieces to write one after the other: the header, the image itself
+ * (not copied: it can be as large as the whole state) and the checksum over both.
+ */
+export function encodeSnapshot(snap: Snapshot, start: LogPosition): Buffer[] {
   const { index, term, confState } = snap.metadata;
   const ids = confState.voters.length + confState.learners.length;
-  const w = new Writer(8 + 4 + 8 + 8 + 4 + 8 + 4 + 4 + 8 * ids + 8 + snap.data.length + 4);
+  const w = new Writer(8 + 4 + 8 + 8 + 4 + 8 + 4 + 4 + 8 * ids + 8);
   w.bytes(SNAPSHOT_MAGIC);
   w.u32(FORMAT_VERSION);
   w.u64(index);
@@ -332,9 +336,10 @@ export function encodeSnapshot(snap: Snapshot, start: LogPosition): Buffer {
   w.u32(confState.learners.length);
   for (const id of confState.learners) w.u64(id);
   w.u64(snap.data.length);
-  w.bytes(snap.data);
-  w.crcFrom(0);
-  return w.buf;
+  const data = Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength);
+  const sum = Buffer.allocUnsafe(4);
+  sum.writeUInt32LE(crc32(data, crc32(w.buf)), 0);
+  return [w.buf, data, sum];
 }
 
 export function decodeSnapshot(

@@ -65,12 +65,19 @@ export async function listSnapshots(fs: FsOps, dir: string): Promise<{ name: str
   return found.sort((a, b) => b.index - a.index || b.term - a.term);
 }
 
-/** Replaces `dir/name` so that a crash leaves either the old or the new content, never a mix. */
-export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array): Promise<void> {
+/**
+ * Replaces `dir/name` so that a crash leaves either the old or the new content, never a mix.
+ * The content may come in pieces, written one after the other.
+ */
+export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = path.join(dir, name + TEMP_SUFFIX);
   const file = await fs.open(tmp, 'replace');
   try {
-    await file.write(data, 0);
+    let at = 0;
+    for (const piece of data instanceof Uint8Array ? [data] : data) {
+      await file.write(piece, at);
+      at += piece.length;
+    }
     await file.sync();
   } catch (e) {
     await file.close().catch(() => undefined);

@@ -19,6 +19,11 @@ describe('storage formats', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32Portable(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32Portable(new Uint8Array(0))).toBe(0);
+    // Continued over a second piece, as snapshot files are checksummed; also past an empty one.
+    const whole = crc32(Buffer.from('hello world'));
+    expect(crc32(Buffer.from('world'), crc32(Buffer.from('hello ')))).toBe(whole);
+    expect(crc32Portable(Buffer.from('world'), crc32Portable(Buffer.from('hello ')))).toBe(whole);
+    expect(crc32(Buffer.from(new ArrayBuffer(0), 0, 0), whole)).toBe(whole);
     const rng = new SeededRng(7);
     for (let n = 0; n < 50; n++) {
       const data = Buffer.from(Array.from({ length: rng.intn(3000) }, () => rng.intn(256)));
@@ -75,7 +80,9 @@ describe('storage formats', () => {
     expect(decodeHardState(hs.subarray(0, 39))).toEqual({ error: 'file is 39 bytes, expected 40' });
 
     const snap = { metadata: { index: 100, term: 5, confState: { voters: [1, 2], learners: [3] } }, data: new Uint8Array([9, 8, 7]) };
-    const file = encodeSnapshot(snap, { segment: 4, record: 77 });
+    const pieces = encodeSnapshot(snap, { segment: 4, record: 77 });
+    expect(pieces[1].buffer).toBe(snap.data.buffer); // the image is written as it is, not copied
+    const file = Buffer.concat(pieces);
     expect(decodeSnapshot(file)).toEqual({ snapshot: snap, start: { segment: 4, record: 77 } });
     file[file.length - 6] ^= 1;
     expect(decodeSnapshot(file)).toMatchObject({ error: 'snapshot checksum mismatch' });
