@@ -29,7 +29,10 @@ describe('the SQL control surface over real agents (AgentControlPlane)', () => {
   test('membership changes on a follower raise the not-leader error whose hint names the leader\'s address', async () => {
     const as = await c.start(3);
     const leader = await c.leader();
-    const follower = new AgentControlPlane(as.find((a) => a !== leader)!);
+    const other = as.find((a) => a !== leader)!;
+    // A voter learns who won from the new leader's first append, a moment after the election.
+    await waitFor('the follower to know the leader', () => other.leaderId() === leader.id);
+    const follower = new AgentControlPlane(other);
     const err = await follower.addNode(9, '127.0.0.1', 7999).catch((e) => e);
     expect(err).toBeInstanceOf(ControlError);
     expect(err.sqlstate).toBe(SqlState.NotLeader);
