@@ -950,16 +950,21 @@ export class Raft {
    * knows its removal is final and stops campaigning, see mayCampaign), then dropped.
    */
   private finishRemovals(): void {
-    const members = new Set<NodeId>([...this.conf.voters, ...this.conf.learners, ...this.departing()]);
+    const members = this.replicatedTo(this.departing());
     for (const id of this.prs.keys()) {
       if (!members.has(id)) this.maybeSendAppend(id, true);
     }
     this.syncProgress();
   }
 
+  /** The nodes the leader replicates to: the latest configuration's members and `departing`. */
+  private replicatedTo(departing: NodeId[]): Set<NodeId> {
+    return new Set<NodeId>([...this.conf.voters, ...this.conf.learners, ...departing]);
+  }
+
   private syncProgress(): void {
     const departing = this.departing();
-    const members = new Set<NodeId>([...this.conf.voters, ...this.conf.learners, ...departing]);
+    const members = this.replicatedTo(departing);
     for (const id of [...this.prs.keys()]) {
       if (!members.has(id)) this.prs.delete(id);
     }

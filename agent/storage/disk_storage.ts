@@ -1,8 +1,7 @@
 import { cloneConfState } from '../raft/confchange';
 import { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage, UnavailableError } from '../raft/types';
-import { StorageClosedError, StorageCorruptionError, StorageFailedError } from './errors';
+import { StorageClosedError, StorageFailedError } from './errors';
 import {
-  decodeSnapshot,
   encodeHardState,
   encodeRecord,
   encodeSegmentHeader,
@@ -16,7 +15,7 @@ import { LogCache } from './log_cache';
 import { HARD_STATE_NAME, Layout, listSnapshots, SEGMENT_OPEN, snapshotName, writeFileAtomic } from './layout';
 import { silentLogger, StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
-import { recover, RecoveredState } from './recovery';
+import { checkedSnapshot, recover, RecoveredState } from './recovery';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const NO_DATA = new Uint8Array(0);
@@ -157,14 +156,7 @@ export class DiskStorage implements Storage {
   snapshot(): Snapshot {
     const held = this.log.snapshot();
     if (this.snapshotFile === null) return held;
-    const file = this.snapshotFile;
-    const decoded = decodeSnapshot(this.fs.readFileSync(file));
-    if ('error' in decoded) throw new StorageCorruptionError(file, decoded.offset, decoded.error);
-    const { index, term } = decoded.snapshot.metadata;
-    if (index !== held.metadata.index || term !== held.metadata.term) {
-      throw new StorageCorruptionError(file, 12, `the file holds the snapshot at index ${index}, term ${term}, not ${held.metadata.index}, term ${held.metadata.term}`);
-    }
-    return decoded.snapshot;
+    return checkedSnapshot(this.snapshotFile, this.fs.readFileSync(this.snapshotFile), held.metadata).snapshot;
   }
 
   /** Index, term and membership of the current snapshot, without reading its image. */

@@ -9,9 +9,6 @@ import { FsOps } from './fs_ops';
  * Files are replaced by writing `<name>.tmp`, fsyncing it, renaming it over the old one and
  * fsyncing the directory; a leftover `.tmp` is an interrupted replacement and is removed.
  */
-/** Log segments are written with O_DSYNC: a record is durable when its write returns. */
-export const SEGMENT_OPEN = { durableWrites: true } as const;
-
 export class Layout {
   readonly logDir: string;
   readonly stateDir: string;
@@ -35,6 +32,8 @@ export class Layout {
 }
 
 export const HARD_STATE_NAME = 'hardstate';
+/** Log segments are written with O_DSYNC: a record is durable when its write returns. */
+export const SEGMENT_OPEN = { durableWrites: true } as const;
 export const TEMP_SUFFIX = '.tmp';
 
 export function segmentName(segment: number): string {

@@ -268,10 +268,19 @@ async function readNewestSnapshot(
   if (found.length === 0) return null;
   const newest = found[0];
   const file = layout.snapshotPath(newest.index, newest.term);
-  const decoded = decodeSnapshot(await fs.readFile(file));
+  return checkedSnapshot(file, await fs.readFile(file), newest);
+}
+
+/** Decodes the snapshot file `file`, which its name says holds the snapshot at `expected`. */
+export function checkedSnapshot(
+  file: string,
+  buf: Uint8Array,
+  expected: { index: number; term: number },
+): { snapshot: Snapshot; start: LogPosition } {
+  const decoded = decodeSnapshot(buf);
   if ('error' in decoded) throw new StorageCorruptionError(file, decoded.offset, decoded.error);
   const { index, term } = decoded.snapshot.metadata;
-  if (index !== newest.index || term !== newest.term) {
+  if (index !== expected.index || term !== expected.term) {
     throw new StorageCorruptionError(file, 12, `the file holds the snapshot at index ${index}, term ${term}: it was renamed`);
   }
   return decoded;

@@ -80,8 +80,18 @@ export class InProcessCluster {
     return { agent, port };
   }
 
+  /**
+   * The leader, once it has committed an entry of its term: before that it refuses
+   * membership changes (the core's rule), and a test that asks at once would race it.
+   */
   leader(): Promise<Agent> {
-    return waitFor('a leader', () => this.agents.find((a) => a.state === 'RUNNING' && a.isLeader()));
+    return waitFor('a leader that has committed in its term', () =>
+      this.agents.find((a) => {
+        if (a.state !== 'RUNNING' || !a.isLeader()) return false;
+        const { term, commit } = a.status().hardState;
+        return a.entry(commit)?.term === term;
+      }),
+    );
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Entry, EntryType } from '../../../agent/raft/types';
 import { DiskStorage, DiskStorageOptions } from '../../../agent/storage/disk_storage';
-import { FsFile, FsOps, nodeFsOps, OpenMode } from '../../../agent/storage/fs_ops';
+import { FsFile, FsOps, nodeFsOps, OpenMode, OpenOptions } from '../../../agent/storage/fs_ops';
 import { StorageLogger } from '../../../agent/storage/logger';
 
 type Op = 'open' | 'write' | 'sync' | 'truncate' | 'readFile' | 'rename' | 'remove' | 'syncDir';
@@ -65,9 +65,9 @@ export class TestFs implements FsOps {
     if (fault) throw errnoError(fault.code, file);
   }
 
-  async open(file: string, mode: OpenMode): Promise<FsFile> {
+  async open(file: string, mode: OpenMode, options?: OpenOptions): Promise<FsFile> {
     this.throwIf('open', file);
-    const inner = await nodeFsOps.open(file, mode);
+    const inner = await nodeFsOps.open(file, mode, options);
     const outer: FsFile = {
       write: async (data, position) => {
         const fault = this.check('write', file);
