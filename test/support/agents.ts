@@ -9,9 +9,9 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePorts } from './ports';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(REPO, 'dist', 'agent', 'cli', 'main.js');
@@ -55,23 +55,7 @@ export async function waitFor<T>(what: string, f: () => T | undefined | null | f
   }
 }
 
-/** Free loopback ports, reserved by binding and releasing them. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts };
 
 export function tempDir(prefix = 'pgraft-it-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

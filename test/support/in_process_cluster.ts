@@ -1,26 +1,11 @@
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { Agent, AgentOptions } from '../../agent/node';
+import { freePorts } from './ports';
 
-/** Free loopback ports, reserved by binding and releasing them. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve) => {
-          const s = net.createServer();
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts };
 
 export async function waitFor<T>(what: string, f: () => T | undefined | null | false, timeoutMs = 10000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

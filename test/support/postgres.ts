@@ -12,11 +12,11 @@
  */
 import { execFile, execFileSync, spawnSync } from 'child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, appendFileSync, writeFileSync, chownSync } from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { Client, ClientConfig } from 'pg';
 import { promisify } from 'util';
+import { freePorts } from './ports';
 
 const run = promisify(execFile);
 const REPO = path.resolve(__dirname, '..', '..');
@@ -52,7 +52,7 @@ export class TestPostgres {
     const binDir = postgresBinDir();
     for (let attempt = 1; ; attempt++) {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'pgraft-pg-'));
-      const server = new TestPostgres(binDir, dir, await freePort());
+      const server = new TestPostgres(binDir, dir, (await freePorts(1))[0]);
       TestPostgres.running.add(server);
       try {
         await server.create(options);
@@ -226,13 +226,3 @@ function serverUser(): { uid: number; gid: number } | null {
   return postgresUser;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
