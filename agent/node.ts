@@ -202,6 +202,8 @@ export class Agent extends EventEmitter {
   private readCounter = 0;
   private lastSnapshotIndex = 0;
   private snapshotInProgress = false;
+  /** The snapshot file being written, whose image is read from the live state (see takeSnapshot). */
+  private imageWrite: Promise<unknown> | null = null;
   private readonly addresses = new Map<NodeId, MemberContext>();
   private lead: NodeId = NONE;
   private role: StateRole = StateRole.Follower;
@@ -545,6 +547,8 @@ export class Agent extends EventEmitter {
     }
     this.send(late);
 
+    // A snapshot being written reads its image from the live state: nothing changes it until then.
+    if (this.imageWrite && (rd.snapshot || rd.committedEntries.length > 0)) await this.imageWrite;
     if (rd.snapshot) this.installSnapshot(rd);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
@@ -721,9 +725,15 @@ export class Agent extends EventEmitter {
     this.snapshotInProgress = true;
     const t0 = performance.now();
     try {
-      const index = this.fsm.appliedIndex;
-      if (index === 0) throw new AgentError('nothing to snapshot yet: no entry has been applied', 'invalid');
-      const snap = await this.storage.createSnapshot(index, this.fsm.conf, this.fsm.serialize());
+      if (this.fsm.appliedIndex === 0) throw new AgentError('nothing to snapshot yet: no entry has been applied', 'invalid');
+      // The state as it is once earlier log writes are done; the loop applies nothing more
+      // until the image is written (processReady waits for imageWrite).
+      const write = this.storage.snapshotState(() => ({ index: this.fsm.appliedIndex, confState: this.fsm.conf, image: this.fsm.image() }));
+      this.imageWrite = write.catch(() => undefined);
+      const snap = await write.finally(() => {
+        this.imageWrite = null;
+      });
+      const index = snap.metadata.index;
       this.lastSnapshotIndex = index;
       const compactTo = index - this.opts.maxLogEntries;
       if (compactTo - this.storage.firstIndex() + 1 >= this.opts.compactionThreshold) {

@@ -1,5 +1,6 @@
 import { applyConfChange, cloneConfState, decodeConfChange } from '../raft/confchange';
 import { ConfChangeType, ConfState, Entry, EntryType, NodeId } from '../raft/types';
+import type { SnapshotImage } from '../storage/format';
 import { Command, Op, ProposalId, decodeProposal } from './commands';
 
 /** How to reach a member: its Raft address (from the membership change) and HTTP API address. */
@@ -47,7 +48,7 @@ export interface KvStats {
 /**
  * The replicated state machine: membership (with addresses), the key-value store and the
  * application log. Deterministic: every node applying the same entries reaches the same
- * state. Its image (snapshot) is JSON: snapshots are rare and off the replication path.
+ * state. Its image (image(), for snapshots) is written piece by piece.
  */
 export class StateMachine {
   private kv = new Map<string, string>();
@@ -126,30 +127,70 @@ export class StateMachine {
 
   /**
    * The state machine's image, for a snapshot: a small JSON header (members, membership,
-   * counters) and the key-value pairs as length-prefixed UTF-8, written straight into one
-   * buffer. JSON for the pairs cost several times the CPU and memory; a snapshot is taken
-   * every snapshot_interval entries, on the event loop, and holds the whole store.
+   * counters) and the key-value pairs as length-prefixed UTF-8. JSON for the pairs cost several
+   * times the CPU and memory.
+   *
+   * The pairs are written piece by piece into one reused buffer of IMAGE_PIECE_BYTES (a pair
+   * larger than that gets a buffer of its own), so a snapshot of a store of any size costs that
+   * buffer, not a copy of the store. The image is of the state at appliedIndex as it is now: the
+   * state must not change until its pieces have been read, and reading them throws if it did.
    */
-  serialize(): Uint8Array {
+  image(): SnapshotImage {
+    const index = this.appliedIndex;
     const header = Buffer.from(
       JSON.stringify({ members: this.memberList(), conf: this.conf, stats: this.stats, appliedIndex: this.appliedIndex }),
     );
     let size = IMAGE_MAGIC.length + 4 + header.length + 4;
     for (const [k, v] of this.kv) size += 8 + Buffer.byteLength(k) + Buffer.byteLength(v);
-    const buf = Buffer.allocUnsafe(size);
-    let at = buf.write(IMAGE_MAGIC, 0, 'latin1');
-    at = buf.writeUInt32BE(header.length, at);
-    at += header.copy(buf, at);
-    at = buf.writeUInt32BE(this.kv.size, at);
-    for (const [k, v] of this.kv) {
-      const kl = buf.write(k, at + 4);
-      buf.writeUInt32BE(kl, at);
-      at += 4 + kl;
-      const vl = buf.write(v, at + 4);
-      buf.writeUInt32BE(vl, at);
-      at += 4 + vl;
+    const unchanged = (): void => {
+      if (this.appliedIndex !== index) {
+        throw new Error(`the state changed from index ${index} to ${this.appliedIndex} while its image was being written`);
+      }
+    };
+    const kv = this.kv;
+    function* pieces(): Generator<Uint8Array> {
+      unchanged();
+      const start = Buffer.allocUnsafe(IMAGE_MAGIC.length + 4 + header.length + 4);
+      let at = start.write(IMAGE_MAGIC, 0, 'latin1');
+      at = start.writeUInt32BE(header.length, at);
+      at += header.copy(start, at);
+      start.writeUInt32BE(kv.size, at);
+      yield start;
+      const buf = Buffer.allocUnsafeSlow(IMAGE_PIECE_BYTES);
+      at = 0;
+      for (const [k, v] of kv) {
+        const need = 8 + Buffer.byteLength(k) + Buffer.byteLength(v);
+        if (at + need > buf.length && at > 0) {
+          yield buf.subarray(0, at);
+          at = 0;
+        }
+        const into = need > buf.length ? Buffer.allocUnsafe(need) : buf;
+        const from = into === buf ? at : 0;
+        let o = from + 4;
+        o += into.write(k, o);
+        into.writeUInt32BE(o - from - 4, from);
+        const vl = into.write(v, o + 4);
+        into.writeUInt32BE(vl, o);
+        o += 4 + vl;
+        if (into === buf) at = o;
+        else yield into;
+      }
+      if (at > 0) yield buf.subarray(0, at);
+      unchanged();
     }
-    return buf;
+    return { size, pieces };
+  }
+
+  /** The whole image in one buffer (image(), collected). */
+  serialize(): Uint8Array {
+    const image = this.image();
+    const out = Buffer.allocUnsafe(image.size);
+    let at = 0;
+    for (const piece of image.pieces()) {
+      out.set(piece, at);
+      at += piece.length;
+    }
+    return out;
   }
 
   restore(data: Uint8Array, index: number, conf: ConfState): void {
@@ -165,6 +206,9 @@ export class StateMachine {
     this.stats = image.stats;
   }
 }
+
+/** Size of the buffer that image() reuses for its pieces. */
+const IMAGE_PIECE_BYTES = 256 * 1024;
 
 /** First bytes of a state machine image; images written before it are one JSON document. */
 const IMAGE_MAGIC = 'PGRAFTSM';

@@ -6,9 +6,12 @@ import {
   encodeRecord,
   encodeSegmentHeader,
   encodeSnapshot,
+  entriesInRecord,
+  imageOf,
   LogPosition,
   recordCommit,
   SEGMENT_HEADER_BYTES,
+  SnapshotImage,
 } from './format';
 import { FsFile, FsOps, nodeFsOps } from './fs_ops';
 import { LogCache } from './log_cache';
@@ -116,7 +119,7 @@ export class DiskStorage implements Storage {
     this.logger = logger;
     this.layout = layout;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    if (rec.snapshot) this.holdSnapshot(rec.snapshot, 'apply');
+    if (rec.snapshot) this.holdSnapshot(rec.snapshot.metadata, 'apply');
     this.log.append(rec.entries);
     this.hardState = rec.hardState;
     this.stored = rec.storedTermVote;
@@ -193,22 +196,35 @@ export class DiskStorage implements Storage {
    * file. Restart then begins from it; the log before it can be compacted away.
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    return this.snapshotState(() => ({ index, confState, image: imageOf(data) }));
+  }
+
+  /**
+   * createSnapshot for a state that keeps changing: `capture` is called once every earlier
+   * write has finished and reports the applied index, membership and image of the state as
+   * it is then. The image's pieces are written to the file as they are produced, so the state
+   * is never copied whole; the caller must not change the state until this resolves (the
+   * agent applies entries only after their write, which queues behind this one). The snapshot
+   * returned carries no image: snapshot() reads it back from the file when one is needed.
+   */
+  snapshotState(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
     return this.mutation(async () => {
+      const { index, confState, image } = capture();
       if (index <= this.log.snapshot().metadata.index) return this.snapshot();
       const last = this.log.lastIndex();
       if (index > last) throw new UnavailableError(index, last);
-      const snap: Snapshot = { metadata: { index, term: this.log.term(index), confState: cloneConfState(confState) }, data };
+      const metadata = { index, term: this.log.term(index), confState: cloneConfState(confState) };
       const start = index < last ? this.index.find(index + 1) : this.endOfLog();
       await this.io(async () => {
         // The snapshot points into the log; what it points at must be durable before it is.
         if (this.unsynced) await this.syncLog();
-        await this.writeSnapshotFile(snap, start);
+        await this.writeSnapshotFile(metadata, image, start);
       });
-      this.holdSnapshot(snap, 'record');
+      this.holdSnapshot(metadata, 'record');
       this.snapshotStart = start;
       this.durableCommit = Math.max(this.durableCommit, index);
       await this.pruneSnapshots();
-      return snap;
+      return { metadata, data: NO_DATA };
     });
   }
 
@@ -298,7 +314,7 @@ export class DiskStorage implements Storage {
     if (plan.record) {
       await this.appendRecord(plan.record, plan.entries[0].index);
       if (plan.mustSync) await this.syncLog();
-      this.log.append(plan.entries);
+      this.log.append(entriesInRecord(plan.record, plan.entries));
     }
     if (hs) this.hardState = { ...hs };
   }
@@ -308,8 +324,8 @@ export class DiskStorage implements Storage {
     // Replay after this snapshot starts in a segment of its own, so every older segment can go.
     if (this.activeSize > SEGMENT_HEADER_BYTES) await this.roll();
     const start = this.endOfLog();
-    await this.writeSnapshotFile(snap, start);
-    this.holdSnapshot(snap, 'apply');
+    await this.writeSnapshotFile(snap.metadata, imageOf(snap.data), start);
+    this.holdSnapshot(snap.metadata, 'apply');
     this.index.clear();
     this.snapshotStart = start;
     this.durableCommit = Math.max(this.durableCommit, snap.metadata.index);
@@ -363,17 +379,16 @@ export class DiskStorage implements Storage {
   }
 
   /** Keeps the snapshot's metadata in the log cache and remembers its file, not its image. */
-  private holdSnapshot(snap: Snapshot, how: 'apply' | 'record'): void {
-    const { index, term } = snap.metadata;
-    const held: Snapshot = { metadata: snap.metadata, data: NO_DATA };
+  private holdSnapshot(metadata: SnapshotMetadata, how: 'apply' | 'record'): void {
+    const held: Snapshot = { metadata, data: NO_DATA };
     if (how === 'apply') this.log.applySnapshot(held);
     else this.log.recordSnapshot(held);
-    this.snapshotFile = this.layout.snapshotPath(index, term);
+    this.snapshotFile = this.layout.snapshotPath(metadata.index, metadata.term);
   }
 
-  private async writeSnapshotFile(snap: Snapshot, start: LogPosition): Promise<void> {
-    const { index, term } = snap.metadata;
-    await writeFileAtomic(this.fs, this.layout.snapshotDir, snapshotName(index, term), encodeSnapshot(snap, start));
+  private async writeSnapshotFile(metadata: SnapshotMetadata, image: SnapshotImage, start: LogPosition): Promise<void> {
+    const name = snapshotName(metadata.index, metadata.term);
+    await writeFileAtomic(this.fs, this.layout.snapshotDir, name, encodeSnapshot(metadata, start, image));
   }
 
   /**

@@ -1,4 +1,4 @@
-import { ConfState, Entry, EntryType, HardState, Snapshot } from '../raft/types';
+import { ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata } from '../raft/types';
 import { crc32 } from './crc32';
 
 /**
@@ -66,8 +66,9 @@ class Writer {
   readonly buf: Buffer;
   pos = 0;
 
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  /** `own`: a buffer of its own, not a slice of Node's shared pool (for buffers kept long). */
+  constructor(size: number, own = false) {
+    this.buf = own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
   }
 
   u8(n: number): void {
@@ -194,7 +195,10 @@ export function decodeSegmentHeader(buf: Uint8Array): { segment: number; firstRe
 
 // ---- records ----
 
-/** One buffer for the whole save, so that it reaches the disk in one write. */
+/**
+ * One buffer for the whole save, so that it reaches the disk in one write. The buffer is its
+ * own allocation: the log cache keeps the entries as views into it (entriesInRecord).
+ */
 export function encodeRecord(record: number, commit: number, entries: Entry[]): Buffer {
   let size = RECORD_FRAME_BYTES + RECORD_PAYLOAD_MIN;
   for (const e of entries) size += ENTRY_OVERHEAD + e.data.length;
@@ -204,7 +208,7 @@ export function encodeRecord(record: number, commit: number, entries: Entry[]): 
         'propose smaller entries or fewer at once',
     );
   }
-  const w = new Writer(size);
+  const w = new Writer(size, true);
   w.u32(size - RECORD_FRAME_BYTES);
   w.u32(0); // checksum, filled in below
   w.u64(record);
@@ -219,6 +223,23 @@ export function encodeRecord(record: number, commit: number, entries: Entry[]): 
   }
   w.buf.writeUInt32LE(crc32(w.buf.subarray(RECORD_FRAME_BYTES)), 4);
   return w.buf;
+}
+
+/**
+ * The entries that encodeRecord wrote into `record`, with their data as views into it. Held in
+ * memory, they then cost the record's bytes, not the larger buffers (socket reads, pool slabs)
+ * that their data arrived in and would otherwise keep alive.
+ */
+export function entriesInRecord(record: Buffer, entries: Entry[]): Entry[] {
+  const out = new Array<Entry>(entries.length);
+  let at = RECORD_FRAME_BYTES + RECORD_PAYLOAD_MIN;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    at += ENTRY_OVERHEAD;
+    out[i] = { term: e.term, index: e.index, type: e.type, data: record.subarray(at, at + e.data.length) };
+    at += e.data.length;
+  }
+  return out;
 }
 
 /** The commit index inside a record that encodeRecord built. */
@@ -318,11 +339,27 @@ export function decodeHardState(buf: Uint8Array): HardState | { error: string } 
 // ---- snapshots ----
 
 /**
- * A snapshot file as three pieces to write one after the other: the header, the image itself
- * (not copied: it can be as large as the whole state) and the checksum over both.
+ * A state machine image, produced piece by piece so that taking a snapshot never holds a
+ * second copy of the state in memory. `size` is known up front (the file's header records it);
+ * a piece may be a view into a buffer that the next piece reuses, so each must be consumed
+ * before the next is asked for.
  */
-export function encodeSnapshot(snap: Snapshot, start: LogPosition): Buffer[] {
-  const { index, term, confState } = snap.metadata;
+export interface SnapshotImage {
+  readonly size: number;
+  pieces(): Iterable<Uint8Array>;
+}
+
+/** An image already in memory, as one piece. */
+export function imageOf(data: Uint8Array): SnapshotImage {
+  return { size: data.length, pieces: () => [data] };
+}
+
+/**
+ * A snapshot file, piece by piece: the header, the image's pieces as they come and the
+ * checksum over all of them, continued across the pieces.
+ */
+export function* encodeSnapshot(meta: SnapshotMetadata, start: LogPosition, image: SnapshotImage): Generator<Uint8Array> {
+  const { index, term, confState } = meta;
   const ids = confState.voters.length + confState.learners.length;
   const w = new Writer(8 + 4 + 8 + 8 + 4 + 8 + 4 + 4 + 8 * ids + 8);
   w.bytes(SNAPSHOT_MAGIC);
@@ -335,11 +372,19 @@ export function encodeSnapshot(snap: Snapshot, start: LogPosition): Buffer[] {
   for (const id of confState.voters) w.u64(id);
   w.u32(confState.learners.length);
   for (const id of confState.learners) w.u64(id);
-  w.u64(snap.data.length);
-  const data = Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength);
-  const sum = Buffer.allocUnsafe(4);
-  sum.writeUInt32LE(crc32(data, crc32(w.buf)), 0);
-  return [w.buf, data, sum];
+  w.u64(image.size);
+  let sum = crc32(w.buf);
+  yield w.buf;
+  let written = 0;
+  for (const piece of image.pieces()) {
+    sum = crc32(piece, sum);
+    written += piece.length;
+    yield piece;
+  }
+  if (written !== image.size) throw new Error(`the state machine image was ${written} bytes long, not the ${image.size} it announced`);
+  const tail = Buffer.allocUnsafe(4);
+  tail.writeUInt32LE(sum, 0);
+  yield tail;
 }
 
 export function decodeSnapshot(

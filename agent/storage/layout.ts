@@ -66,9 +66,10 @@ export async function listSnapshots(fs: FsOps, dir: string): Promise<{ name: str
 
 /**
  * Replaces `dir/name` so that a crash leaves either the old or the new content, never a mix.
- * The content may come in pieces, written one after the other.
+ * The content may come in pieces, written one after the other; each is written before the
+ * next is asked for, so a producer may reuse one buffer for all of them.
  */
-export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array | Iterable<Uint8Array>): Promise<void> {
   const tmp = path.join(dir, name + TEMP_SUFFIX);
   const file = await fs.open(tmp, 'replace');
   try {

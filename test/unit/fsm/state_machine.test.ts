@@ -46,6 +46,42 @@ describe('state machine image (snapshots)', () => {
     expect(b.memberList()).toEqual(a.memberList());
   });
 
+  test('a store larger than the image buffer streams in bounded pieces and restores exactly', () => {
+    const a = filled();
+    let index = a.appliedIndex;
+    for (let i = 0; i < 3000; i++) {
+      a.apply({ index: ++index, term: 1, type: EntryType.Normal, data: encodeProposal({ origin: 1, epoch: 1, seq: index }, { op: Op.Put, key: `key-${i}`, value: 'v'.repeat(200) + i }) });
+    }
+    a.apply({ index: ++index, term: 1, type: EntryType.Normal, data: encodeProposal({ origin: 1, epoch: 1, seq: index }, { op: Op.Put, key: 'huge', value: 'h'.repeat(600_000) }) });
+    const image = a.image();
+    const copies: Buffer[] = [];
+    let largest = 0;
+    for (const piece of image.pieces()) {
+      largest = Math.max(largest, piece.length);
+      copies.push(Buffer.from(piece));
+    }
+    const whole = Buffer.concat(copies);
+    expect(whole.length).toBe(image.size);
+    expect(copies.length).toBeGreaterThan(3);
+    // Pieces stay within the reused buffer's 256 kB, except the one pair that is larger.
+    expect(copies.filter((c) => c.length > 256 * 1024).map((c) => c.length)).toEqual([8 + 4 + 600_000]);
+    expect(largest).toBe(8 + 4 + 600_000);
+    const b = new StateMachine();
+    b.restore(whole, a.appliedIndex, a.conf);
+    expect(b.keys()).toEqual(a.keys());
+    expect(b.get('key-2999')).toBe('v'.repeat(200) + 2999);
+    expect(b.get('huge')).toBe(a.get('huge'));
+    expect(Buffer.from(a.serialize())).toEqual(whole);
+  });
+
+  test('reading an image after the state moved on fails instead of mixing two states', () => {
+    const a = filled();
+    const image = a.image();
+    const next = a.appliedIndex + 1;
+    a.apply({ index: next, term: 1, type: EntryType.Normal, data: encodeProposal({ origin: 1, epoch: 1, seq: next }, { op: Op.Put, key: 'late', value: 'x' }) });
+    expect(() => [...image.pieces()]).toThrow(`the state changed from index ${next - 1} to ${next} while its image was being written`);
+  });
+
   test('a damaged image is refused with a clear error, not restored in part', () => {
     const image = filled().serialize();
     const b = new StateMachine();

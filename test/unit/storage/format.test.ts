@@ -7,8 +7,10 @@ import {
   decodeSnapshot,
   encodeHardState,
   encodeRecord,
+  entriesInRecord,
   encodeSegmentHeader,
   encodeSnapshot,
+  imageOf,
   readFrame,
 } from '../../../agent/storage/format';
 import { parseSegmentName, parseSnapshotName, segmentName, snapshotName } from '../../../agent/storage/layout';
@@ -29,6 +31,23 @@ describe('storage formats', () => {
       const data = Buffer.from(Array.from({ length: rng.intn(3000) }, () => rng.intn(256)));
       expect(crc32Portable(data)).toBe(crc32(data));
     }
+  });
+
+  test('entries kept from a record are views into it, not into the buffers they arrived in', () => {
+    const arrived = Buffer.alloc(64 * 1024); // a socket read holding far more than these entries
+    arrived.write('first', 100);
+    arrived.write('second!', 5000);
+    const entries = [
+      { index: 7, term: 2, type: EntryType.Normal, data: arrived.subarray(100, 105) },
+      { index: 8, term: 2, type: EntryType.ConfChange, data: arrived.subarray(5000, 5007) },
+      { index: 9, term: 3, type: EntryType.Normal, data: new Uint8Array(0) },
+    ];
+    const record = encodeRecord(1, 0, entries);
+    const kept = entriesInRecord(record, entries);
+    expect(plain(kept)).toEqual(plain(entries));
+    for (const e of kept) expect(e.data.buffer).toBe(record.buffer);
+    // The record is an allocation of its own, no larger than itself.
+    expect(record.buffer.byteLength).toBe(record.length);
   });
 
   test('a record holds its number, the commit index and the entries, and survives a round trip', () => {
@@ -80,12 +99,38 @@ describe('storage formats', () => {
     expect(decodeHardState(hs.subarray(0, 39))).toEqual({ error: 'file is 39 bytes, expected 40' });
 
     const snap = { metadata: { index: 100, term: 5, confState: { voters: [1, 2], learners: [3] } }, data: new Uint8Array([9, 8, 7]) };
-    const pieces = encodeSnapshot(snap, { segment: 4, record: 77 });
+    const pieces = [...encodeSnapshot(snap.metadata, { segment: 4, record: 77 }, imageOf(snap.data))];
     expect(pieces[1].buffer).toBe(snap.data.buffer); // the image is written as it is, not copied
     const file = Buffer.concat(pieces);
     expect(decodeSnapshot(file)).toEqual({ snapshot: snap, start: { segment: 4, record: 77 } });
     file[file.length - 6] ^= 1;
     expect(decodeSnapshot(file)).toMatchObject({ error: 'snapshot checksum mismatch' });
+  });
+
+  test('a snapshot image streamed through one reused buffer encodes as the same bytes', () => {
+    const meta = { index: 9, term: 2, confState: { voters: [1], learners: [] } };
+    const data = Buffer.from('abcdefghij');
+    const reused = Buffer.alloc(3);
+    const streamed = {
+      size: data.length,
+      *pieces() {
+        for (let at = 0; at < data.length; at += reused.length) {
+          const n = data.copy(reused, 0, at, at + reused.length);
+          yield reused.subarray(0, n);
+        }
+      },
+    };
+    // Each piece is consumed before the next is produced, as writeFileAtomic does.
+    const consumed: Buffer[] = [];
+    for (const piece of encodeSnapshot(meta, { segment: 1, record: 0 }, streamed)) consumed.push(Buffer.from(piece));
+    expect(Buffer.concat(consumed)).toEqual(Buffer.concat([...encodeSnapshot(meta, { segment: 1, record: 0 }, imageOf(data))]));
+    expect(decodeSnapshot(Buffer.concat(consumed))).toMatchObject({ snapshot: { data: new Uint8Array(data) } });
+  });
+
+  test('an image that is not as long as it announced is refused before the file is finished', () => {
+    const meta = { index: 9, term: 2, confState: { voters: [1], learners: [] } };
+    const short = { size: 5, pieces: () => [Buffer.from('abc')] };
+    expect(() => [...encodeSnapshot(meta, { segment: 1, record: 0 }, short)]).toThrow('the state machine image was 3 bytes long, not the 5 it announced');
   });
 
   test('file names', () => {

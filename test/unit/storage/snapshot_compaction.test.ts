@@ -12,6 +12,39 @@ describe('DiskStorage snapshots and compaction', () => {
     for (let i = 1; i <= 40; i++) await storage.save({ entries: [ent(i, 1, 'p'.repeat(60))] });
   }
 
+  test('snapshotState captures the state once earlier writes are done and writes its image piece by piece', async () => {
+    const { storage } = await h.open();
+    for (let i = 1; i <= 5; i++) await storage.save({ entries: [ent(i, 1, `e${i}`)] });
+    // Queued behind a save still in flight: the capture must see that save's entries.
+    const pending = storage.save({ entries: [ent(6, 1, 'e6')] });
+    const reused = Buffer.alloc(4);
+    const image = Buffer.from('the state at six, in pieces');
+    let capturedAt = 0;
+    const snap = storage.snapshotState(() => {
+      capturedAt = storage.lastIndex();
+      return {
+        index: 6,
+        confState: conf,
+        image: {
+          size: image.length,
+          *pieces() {
+            for (let at = 0; at < image.length; at += reused.length) yield reused.subarray(0, image.copy(reused, 0, at, at + reused.length));
+          },
+        },
+      };
+    });
+    await pending;
+    const taken = await snap;
+    expect(capturedAt).toBe(6);
+    expect(taken.metadata).toEqual({ index: 6, term: 1, confState: conf });
+    expect(taken.data.length).toBe(0); // the image lives in the file, not in memory
+    expect(Buffer.from(storage.snapshot().data)).toEqual(image);
+    await storage.close();
+    const { storage: again } = await h.open();
+    expect(Buffer.from(again.snapshot().data)).toEqual(image);
+    await again.close();
+  });
+
   test('compaction after a snapshot deletes the segments before it, and reopen reads none of them', async () => {
     const { storage } = await h.open({ segmentBytes: 256 });
     await fillSegments(storage);
