@@ -30,7 +30,7 @@ export interface RaftConfig {
   storage: Storage;
   /** Seeded randomness (election timeout jitter). */
   rng: Rng;
-  /** Ticks without hearing from a leader before a follower campaigns; randomized in [electionTick, 2*electionTick). */
+  /** Ticks without hearing from a leader before a follower campaigns; randomized in [electionTick, 1.5*electionTick). */
   electionTick: number;
   /** Ticks between leader heartbeats; must be < electionTick. */
   heartbeatTick: number;

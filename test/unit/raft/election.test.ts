@@ -64,7 +64,7 @@ describe('leader election (§5.2)', () => {
     expect(responses(n)[0]).toMatchObject({ type: MessageType.VoteResp, reject: rejected });
   });
 
-  test('election timeouts are randomized in [electionTick, 2*electionTick) from the seeded generator', () => {
+  test('election timeouts are randomized in [electionTick, 1.5*electionTick) from the seeded generator', () => {
     const timeouts = new Set<number>();
     for (let seed = 1; seed <= 30; seed++) {
       const storage = storageWithLog([1, 2, 3], []);
@@ -73,12 +73,12 @@ describe('leader election (§5.2)', () => {
       while (n.status().softState.role === StateRole.Follower) {
         n.tick();
         ticks++;
-        expect(ticks).toBeLessThan(20);
+        expect(ticks).toBeLessThan(15);
       }
       expect(ticks).toBeGreaterThanOrEqual(10);
       timeouts.add(ticks);
     }
-    expect(timeouts.size).toBeGreaterThan(3);
+    expect(timeouts.size).toBe(5); // every value of the range is drawn
   });
 
   test('the same seed gives the same timeout (determinism)', () => {
@@ -224,7 +224,7 @@ describe('timeouts changed at run time (configuration reload)', () => {
       ticks++;
     }
     expect(ticks).toBeGreaterThanOrEqual(50);
-    expect(ticks).toBeLessThan(100);
+    expect(ticks).toBeLessThan(75);
     expect(() => n.setTimeouts(1, 1)).toThrow(/greater than heartbeatTick/);
   });
 });
