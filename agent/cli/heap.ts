@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * V8 settings for the agent's heap, applied when `pgraft agent` starts.
+ * V8 settings for the agent's heap, applied as the pgraft CLI starts (heap_at_start.ts).
  *
  * The agent's live heap is small (the log since the last snapshot, the key-value state, some
  * buffers) while it allocates fast under load. V8's defaults size the heap for throughput:

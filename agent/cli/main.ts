@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: heap settings must precede the allocations of loading everything else.
+import './heap_at_start';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv } from 'yargs';

@@ -18,7 +18,7 @@ import { Agent } from '../node';
 import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';
-import { tuneHeap } from './heap';
+import { heapFlagsApplied } from './heap_at_start';
 import { joinCluster } from './join';
 import { PostgresLink } from './postgres_link';
 
@@ -85,8 +85,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     pino.destination({ dest: 1, sync: true }),
   );
   for (const w of loaded.warnings) logger.warn({ setting: w.setting }, formatIssue(w));
-  const heapFlags = tuneHeap();
-  if (heapFlags.length === 0) logger.info({ execArgv: process.execArgv }, 'heap flags given to node are kept as they are');
+  if (heapFlagsApplied.length === 0) logger.info({ execArgv: process.execArgv }, 'heap flags given to node are kept as they are');
 
   const metrics = new AgentMetrics({ processMetrics: c.metrics_enabled });
   let options;
