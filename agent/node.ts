@@ -201,6 +201,8 @@ export class Agent extends EventEmitter {
   private readonly readyReads: PendingRead[] = [];
   private readCounter = 0;
   private lastSnapshotIndex = 0;
+  /** Where the log's segment files were last compacted to (takeSnapshot). */
+  private filesCompactedTo = 0;
   private snapshotInProgress = false;
   /** The snapshot file being written, whose image is read from the live state (see takeSnapshot). */
   private imageWrite: Promise<unknown> | null = null;
@@ -735,9 +737,13 @@ export class Agent extends EventEmitter {
       });
       const index = snap.metadata.index;
       this.lastSnapshotIndex = index;
+      // Memory keeps max_log_entries before the snapshot; segment files are deleted in batches
+      // of at least compaction_threshold entries.
       const compactTo = index - this.opts.maxLogEntries;
-      if (compactTo - this.storage.firstIndex() + 1 >= this.opts.compactionThreshold) {
-        await this.storage.compact(compactTo);
+      if (compactTo >= this.storage.firstIndex()) {
+        const removeFiles = compactTo - this.filesCompactedTo >= this.opts.compactionThreshold;
+        await this.storage.compact(compactTo, removeFiles);
+        if (removeFiles) this.filesCompactedTo = compactTo;
       }
       this.counters.snapshotsTaken++;
       this.metrics.snapshots.inc();

@@ -229,15 +229,17 @@ export class DiskStorage implements Storage {
   }
 
   /**
-   * Drops entries before `index` from memory, and the segment files that only hold records
-   * before both `index` and the snapshot's log start. Segment files are removed only once a
-   * snapshot covers them: restart always replays from the snapshot.
+   * Drops entries before `index` from memory and, unless removeFiles is false, the segment
+   * files that only hold records before both `index` and the snapshot's log start. Segment
+   * files are removed only once a snapshot covers them: restart always replays from the
+   * snapshot. Files left now go at a later compact().
    */
-  compact(index: number): Promise<void> {
+  compact(index: number, removeFiles = true): Promise<void> {
     return this.mutation(async () => {
       this.log.compact(index);
       const first = this.log.firstIndex();
       this.index.dropBefore(first);
+      if (!removeFiles) return;
       const probe = Math.max(index + 1, first);
       const holding = probe <= this.log.lastIndex() ? this.index.find(probe).segment : this.activeSegment();
       await this.removeSegmentsBefore(Math.min(this.snapshotStart.segment, holding));

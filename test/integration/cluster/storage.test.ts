@@ -30,6 +30,23 @@ async function clusterWithStoppedFollower(): Promise<{ c: TestCluster; leader: T
   return { c, leader, stopped, keys };
 }
 
+describe('snapshots and the log held in memory', () => {
+  test('each snapshot trims the log to max_log_entries before it, however high compaction_threshold is', async () => {
+    const c = await TestCluster.create({
+      size: 1,
+      settings: { 'pgraft.snapshot_interval': '40', 'pgraft.max_log_entries': '5', 'pgraft.compaction_threshold': '100000' },
+    });
+    c.startFounders();
+    const leader = await c.waitLeader();
+    await putMany(leader, 'trim-', 45);
+    const taken = await leader.p.waitForLog('a snapshot', (l) => l.msg === 'snapshot taken');
+    const index = taken.index as number;
+    expect(index).toBeGreaterThanOrEqual(40);
+    expect(taken.firstIndex).toBe(index - 5 + 1);
+    expect((await leader.status()).firstIndex).toBe(index - 5 + 1);
+  });
+});
+
 describe('log damage found at start', () => {
   test('a torn last record is cut off with a warning; the node starts and catches up', async () => {
     const { c, leader, stopped, keys } = await clusterWithStoppedFollower();

@@ -45,6 +45,21 @@ describe('DiskStorage snapshots and compaction', () => {
     await again.close();
   });
 
+  test('compaction that keeps the files frees the memory at once and leaves the files to a later compaction', async () => {
+    const { storage } = await h.open({ segmentBytes: 256 });
+    await fillSegments(storage);
+    await storage.createSnapshot(30, conf, Buffer.from('state at 30'));
+    const files = await segmentFiles(h.dir());
+    await storage.compact(25, false);
+    expect(storage.firstIndex()).toBe(26);
+    expect(() => storage.entries(20, 26)).toThrow('compacted');
+    expect(await segmentFiles(h.dir())).toEqual(files);
+    await storage.compact(30);
+    expect(storage.firstIndex()).toBe(31);
+    expect((await segmentFiles(h.dir())).length).toBeLessThan(files.length);
+    await storage.close();
+  });
+
   test('compaction after a snapshot deletes the segments before it, and reopen reads none of them', async () => {
     const { storage } = await h.open({ segmentBytes: 256 });
     await fillSegments(storage);
