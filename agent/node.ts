@@ -127,6 +127,8 @@ export interface Counters {
 
 /** How long followers may go without hearing of a commit when no append carries it. */
 const COMMIT_FLUSH_MS = 2;
+/** How long to wait before proposing this node's API address again after a failed attempt. */
+const ANNOUNCE_RETRY_MS = 1000;
 
 /**
  * The core counts time in ticks; the agent ticks it ten times per heartbeat interval. Election
@@ -201,6 +203,9 @@ export class Agent extends EventEmitter {
   private readonly readyReads: PendingRead[] = [];
   private readCounter = 0;
   private lastSnapshotIndex = 0;
+  /** A proposal recording this node's API address is in flight; and when to try again after a failure. */
+  private announcing = false;
+  private announceRetryAt = 0;
   /** Where the log's segment files were last compacted to (takeSnapshot). */
   private filesCompactedTo = 0;
   private snapshotInProgress = false;
@@ -434,6 +439,7 @@ export class Agent extends EventEmitter {
     if (!this.running) return;
     this.raw.tick();
     if (this.raw.hasReady()) this.kick();
+    this.announceApiAddress();
   }
 
   private onPeerMessage(m: Message): void {
@@ -581,7 +587,6 @@ export class Agent extends EventEmitter {
       this.counters.electionsTriggered++;
       this.metrics.elections.inc();
     }
-    const wasLeader = this.role === StateRole.Leader;
     this.role = role;
     if (lead !== this.lead) {
       const prev = this.lead;
@@ -604,7 +609,6 @@ export class Agent extends EventEmitter {
     // Proposals already in the log may yet commit under the next leader: they stay pending
     // until their entry is applied (or another takes its index) or they time out. Queued
     // ones are forwarded to whichever leader is known when they are fed to the core.
-    if (!wasLeader && role === StateRole.Leader) this.announceApiAddress();
   }
 
   private applyEntry(e: Entry): void {
@@ -1055,16 +1059,29 @@ export class Agent extends EventEmitter {
     });
   }
 
-  /** Once leader, records this node's API address in the replicated state if it changed. */
+  /**
+   * Records this node's API address in the replicated state when it is missing there (a
+   * founding member's bootstrap entry carries only its Raft address) or has changed, so that
+   * `pgraft status` shows it and followers can send clients to the leader. Proposed like any
+   * write, from leader or follower, once a leader is known and this node is a member in the
+   * applied state; checked at every tick, and retried ANNOUNCE_RETRY_MS after a failure.
+   */
   private announceApiAddress(): void {
     const api = this.opts.apiAddress;
-    if (!api || this.fsm.member(this.id)?.apiAddress === api) return;
-    this.propose({ op: Op.MemberMeta, nodeId: this.id, apiAddress: api }).catch(() => {
-      /* retried at the next leadership */
-    });
+    if (!api || this.announcing || this.lead === NONE || !this.wasMember || Date.now() < this.announceRetryAt) return;
+    if (this.fsm.member(this.id) === undefined || this.apiAddressRecorded()) return;
+    this.announcing = true;
+    this.propose({ op: Op.MemberMeta, nodeId: this.id, apiAddress: api })
+      .catch((e: unknown) => {
+        this.announceRetryAt = Date.now() + ANNOUNCE_RETRY_MS;
+        this.log.debug({ err: (e as Error).message }, 'could not record this node\'s API address yet; retrying');
+      })
+      .finally(() => {
+        this.announcing = false;
+      });
   }
 
-  /** Followers announce their API address through the leader's HTTP API; see http/api.ts. */
+  /** Whether the replicated state holds this node's API address as configured. */
   apiAddressRecorded(): boolean {
     return this.fsm.member(this.id)?.apiAddress === this.opts.apiAddress;
   }

@@ -22,7 +22,7 @@ export interface StartMode {
  * pgraft.initial_cluster when it names this node, or with --bootstrap (the initial_cluster
  * members, or this node alone); in both cases only when the data directory is empty.
  * Member API addresses are left out of the bootstrap entries so that every founding node
- * writes the very same log; each leader announces its own API address once elected.
+ * writes the very same log; each node then records its own API address through Raft (Agent).
  */
 export function agentOptions(c: PgraftConfig, mode: StartMode, logger: Logger, metrics: AgentMetrics): AgentOptions {
   const self = c.initial_cluster.find((m) => m.id === c.node_id);

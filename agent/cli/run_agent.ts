@@ -10,7 +10,6 @@ import {
   reloadConfig,
   resolveConfigFiles,
 } from '../config';
-import { ApiAddressAnnouncer } from '../http/announce';
 import { ApiServer } from '../http/api';
 import { AgentMetrics } from '../http/metrics';
 import { MetricsServer } from '../http/metrics_server';
@@ -131,8 +130,6 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     await agent.stop();
     return ExitCode.FAILED;
   }
-  const announcer = new ApiAddressAnnouncer(agent, options.apiAddress, () => running.loaded.config.auth_token, logger);
-  announcer.start();
   // The SQL control surface, unless this node has no PostgreSQL (a witness).
   const postgres = c.pg_conninfo.trim() === '' ? null : new PostgresLink(agent, c.pg_conninfo, logger, c.state_file_interval);
   postgres?.start();
@@ -143,7 +140,6 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ reason: why }, `stopping (${why})`);
-      announcer.stop();
       await postgres?.stop();
       await Promise.all([api.stop(), metricsServer?.stop()]);
       await agent.stop();

@@ -71,7 +71,7 @@ const controlBody = { limit: () => MAX_CONTROL_BODY_BYTES, what: 'request body' 
  * Plain node:http and JSON; see docs/http-api.md.
  *
  * Calls only the leader can serve that arrive at a follower are forwarded to the leader's
- * API (its address is in the replicated state, announced by each new leader), so a client
+ * API (its address is in the replicated state, where each node records its own), so a client
  * may talk to any node. Reads are served where they arrive: linearizable ones through a
  * ReadIndex round with the leader, stale ones from the local state.
  */
@@ -189,7 +189,7 @@ export class ApiServer {
     }
     if (lead === NONE) throw noLeader(lead, '', 'no leader is known at the moment (an election may be in progress)');
     if (!api) {
-      throw noLeader(lead, '', `node ${lead} is the leader, but its API address is not known yet (it announces it once elected)`);
+      throw noLeader(lead, '', `node ${lead} is the leader, but its API address is not known yet (each node records it once a leader is known)`);
     }
     await forwardToLeader(call.req, body, call.res, { leaderId: lead, api }, this.agent.id, this.forwardTimeoutMs + extraMs);
   }

@@ -190,6 +190,18 @@ describe('HTTP API forwarding to the leader', () => {
     await c.close();
   });
 
+  test('every member records its own API address through Raft, followers as well as the leader', async () => {
+    const started = await startWithApis(c, 3);
+    apis = started.apis;
+    await c.leader();
+    const expected = started.agents.map((a, i) => ({ id: a.id, apiAddress: `127.0.0.1:${apis[i].port}` }));
+    await waitFor('every member to know every API address', () =>
+      started.agents.every((a) => expected.every((m) => a.fsm.member(m.id)?.apiAddress === m.apiAddress)),
+    );
+    const st = await call(apis[0].port, 'GET', '/v1/status');
+    expect(st.body.members.map((m: { id: number; apiAddress: string }) => ({ id: m.id, apiAddress: m.apiAddress }))).toEqual(expected);
+  });
+
   test("key writes are taken by any node (Raft carries them to the leader); leader-only calls are proxied to the leader's API, 503 when it is down", async () => {
     const started = await startWithApis(c, 3);
     apis = started.apis;
