@@ -77,6 +77,17 @@ describe('metrics', () => {
     expect((await http(follower.metricsPort, 'GET', '/metrics')).text).not.toMatch(/^pgraft_peer_replication_lag_entries\{/m);
     expect((await http(leader.metricsPort, 'GET', '/nothing')).status).toBe(404);
   });
+
+  test("the agent's heap settings hold from start-up: its young generation stays at 2 MB, not the 8 MB loading alone grew it to", async () => {
+    const c = await TestCluster.create({ size: 1 });
+    c.startFounders();
+    const leader = await c.waitLeader();
+    await putMany(leader, 'young-', 50);
+    const text = (await http(leader.metricsPort, 'GET', '/metrics')).text;
+    const m = /^pgraft_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(text);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(4 * 1024 * 1024);
+  });
 });
 
 describe('logs', () => {
