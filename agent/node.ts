@@ -1082,7 +1082,7 @@ export class Agent extends EventEmitter {
   }
 
   /** Whether the replicated state holds this node's API address as configured. */
-  apiAddressRecorded(): boolean {
+  private apiAddressRecorded(): boolean {
     return this.fsm.member(this.id)?.apiAddress === this.opts.apiAddress;
   }
 

@@ -164,16 +164,13 @@ export class StateMachine {
           yield buf.subarray(0, at);
           at = 0;
         }
-        const into = need > buf.length ? Buffer.allocUnsafe(need) : buf;
-        const from = into === buf ? at : 0;
-        let o = from + 4;
-        o += into.write(k, o);
-        into.writeUInt32BE(o - from - 4, from);
-        const vl = into.write(v, o + 4);
-        into.writeUInt32BE(vl, o);
-        o += 4 + vl;
-        if (into === buf) at = o;
-        else yield into;
+        if (need <= buf.length) {
+          at = writePair(buf, at, k, v);
+        } else {
+          const own = Buffer.allocUnsafe(need);
+          writePair(own, 0, k, v);
+          yield own;
+        }
       }
       if (at > 0) yield buf.subarray(0, at);
       unchanged();
@@ -205,6 +202,16 @@ export class StateMachine {
     for (const m of image.members) this.members.set(m.id, m);
     this.stats = image.stats;
   }
+}
+
+/** Writes one key-value pair of an image (length-prefixed UTF-8 each) at `at`; returns where it ends. */
+function writePair(to: Buffer, at: number, k: string, v: string): number {
+  const kl = to.write(k, at + 4);
+  to.writeUInt32BE(kl, at);
+  at += 4 + kl;
+  const vl = to.write(v, at + 4);
+  to.writeUInt32BE(vl, at);
+  return at + 4 + vl;
 }
 
 /** Size of the buffer that image() reuses for its pieces. */

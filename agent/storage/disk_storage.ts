@@ -204,8 +204,8 @@ export class DiskStorage implements Storage {
    * write has finished and reports the applied index, membership and image of the state as
    * it is then. The image's pieces are written to the file as they are produced, so the state
    * is never copied whole; the caller must not change the state until this resolves (the
-   * agent applies entries only after their write, which queues behind this one). The snapshot
-   * returned carries no image: snapshot() reads it back from the file when one is needed.
+   * agent holds back applying entries meanwhile). The snapshot returned carries no image:
+   * snapshot() reads it back from the file when one is needed.
    */
   snapshotState(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
     return this.mutation(async () => {
