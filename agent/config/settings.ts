@@ -132,7 +132,8 @@ export const SETTINGS = {
     max: 1024 * MB,
     live: false,
     group: 'log',
-    description: 'Size at which the write-ahead log starts a new segment file; compaction deletes whole segments.',
+    description:
+      'Size at which the write-ahead log starts a new segment file; compaction deletes whole segments. The active segment is filled with zeros 1 MB ahead of the log, so that appends overwrite space already on disk.',
   }),
 
   // Batching and replication

@@ -21,7 +21,17 @@ import { RecordIndex } from './record_index';
 import { checkedSnapshot, recover, RecoveredState } from './recovery';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Zeros written ahead of the log at a time (see DiskStorage, "preallocation"). */
+export const DEFAULT_PREALLOCATE_BYTES = 1024 * 1024;
 const NO_DATA = new Uint8Array(0);
+let zeroBuffer: Buffer | null = null;
+
+/** `n` zero bytes: a view of one buffer, allocated once. */
+function zeros(n: number): Buffer {
+  if (!zeroBuffer || zeroBuffer.length < n) zeroBuffer = Buffer.alloc(n);
+  return zeroBuffer.subarray(0, n);
+}
+
 /** Snapshot files kept on disk: the one restart uses and the one before it, for operators. */
 const SNAPSHOTS_KEPT = 2;
 
@@ -30,6 +40,8 @@ export interface DiskStorageOptions {
   dataDir: string;
   /** A segment is closed and the next one started when a save would grow it beyond this. */
   segmentBytes?: number;
+  /** Bytes of zeros written ahead of the log at a time; 0 turns preallocation off. */
+  preallocateBytes?: number;
   fs?: FsOps;
   logger?: StorageLogger;
 }
@@ -65,6 +77,13 @@ interface SavePlan {
  *
  * A failed write or fsync fails the storage for good (StorageFailedError): every later write
  * is refused, so the node stops acknowledging instead of acknowledging what is not on disk.
+ *
+ * Preallocation: the active segment is filled with zeros ahead of the write position, a
+ * megabyte at a time, in the background. A record written over zeros already on disk leaves
+ * the file's size alone, so its O_DSYNC write has only the data to flush; a write that grows
+ * the file must also commit the file system's journal (on ext4 about 40% longer alone here,
+ * and more when other writers share the disk). Recovery reads zeros after the records as
+ * the end of the segment.
  */
 export class DiskStorage implements Storage {
   private readonly log = new LogCache();
@@ -72,6 +91,7 @@ export class DiskStorage implements Storage {
   private readonly logger: StorageLogger;
   private readonly layout: Layout;
   private readonly segmentBytes: number;
+  private readonly preallocateBytes: number;
 
   private hardState: HardState;
   /** Term and vote in the hard-state file. */
@@ -88,6 +108,12 @@ export class DiskStorage implements Storage {
   private nextRecord: number;
   /** Records were written since the last fsync of the log. */
   private unsynced = false;
+  /** The active segment holds zeros, already on disk, from activeSize up to here. */
+  private zeroedTo: number;
+  /** A preallocation in progress; it writes from zeroedTo on, so records wait before going past. */
+  private zeroing: Promise<void> | null = null;
+  /** A preallocation failed (the disk is full, say): no more until the next segment. */
+  private zeroingFailed = false;
 
   /**
    * The file of the current snapshot. Its image is not kept in memory (it can be as large as
@@ -119,6 +145,7 @@ export class DiskStorage implements Storage {
     this.logger = logger;
     this.layout = layout;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.preallocateBytes = opts.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES;
     if (rec.snapshot) this.holdSnapshot(rec.snapshot.metadata, 'apply');
     this.log.append(rec.entries);
     this.hardState = rec.hardState;
@@ -130,6 +157,7 @@ export class DiskStorage implements Storage {
     this.segments = rec.segments;
     this.active = rec.active;
     this.activeSize = rec.activeSize;
+    this.zeroedTo = rec.zeroedTo;
     this.nextRecord = rec.nextRecord;
   }
 
@@ -262,6 +290,7 @@ export class DiskStorage implements Storage {
       try {
         if (!this.failure) await this.io(() => this.flushPending());
       } finally {
+        await this.zeroing;
         await this.active.close().catch((e: unknown) => {
           this.logger.warn('closing the active log segment failed', { error: String(e) });
         });
@@ -338,8 +367,11 @@ export class DiskStorage implements Storage {
   /** Writes one encoded record (numbered this.nextRecord) whose entries begin at `firstIndex`. */
   private async appendRecord(buf: Buffer, firstIndex: number | null): Promise<void> {
     if (this.activeSize > SEGMENT_HEADER_BYTES && this.activeSize + buf.length > this.segmentBytes) await this.roll();
+    if (this.activeSize + buf.length > this.zeroedTo) await this.zeroing;
     await this.active.write(buf, this.activeSize);
     this.activeSize += buf.length;
+    this.zeroedTo = Math.max(this.zeroedTo, this.activeSize);
+    this.preallocate();
     this.unsynced = true;
     this.writtenCommit = Math.max(this.writtenCommit, recordCommit(buf));
     if (firstIndex !== null) this.index.add(firstIndex, { segment: this.activeSegment(), record: this.nextRecord });
@@ -359,10 +391,40 @@ export class DiskStorage implements Storage {
     if (this.unsynced) await this.syncLog();
   }
 
+  /**
+   * Starts writing the next preallocateBytes of zeros once less than half of that is left
+   * ahead of the log, without waiting for it: appendRecord waits only if a record would
+   * reach the space being written. Capped at the segment size.
+   */
+  private preallocate(): void {
+    if (this.zeroing || this.zeroingFailed || this.preallocateBytes <= 0) return;
+    if (this.zeroedTo - this.activeSize >= this.preallocateBytes / 2) return;
+    const from = this.zeroedTo;
+    const to = Math.min(from + this.preallocateBytes, this.segmentBytes);
+    if (to <= from) return;
+    const file = this.active;
+    this.zeroing = file
+      .write(zeros(to - from), from)
+      .then(
+        () => {
+          if (this.active === file) this.zeroedTo = Math.max(this.zeroedTo, to);
+        },
+        (e: unknown) => {
+          // Nothing depends on these zeros: records are written whether or not they are there.
+          this.zeroingFailed = true;
+          this.logger.warn('could not preallocate log space; writing on without it until the next segment', { error: String(e) });
+        },
+      )
+      .finally(() => {
+        this.zeroing = null;
+      });
+  }
+
   /** Closes the active segment and starts the next one. */
   private async roll(): Promise<void> {
     // Only the last segment may end in a torn write; anything before it must be durable.
     if (this.unsynced) await this.syncLog();
+    await this.zeroing;
     const segment = this.activeSegment() + 1;
     const file = await this.fs.open(this.layout.segmentPath(segment), 'create', SEGMENT_OPEN);
     try {
@@ -376,6 +438,8 @@ export class DiskStorage implements Storage {
     const previous = this.active;
     this.active = file;
     this.activeSize = SEGMENT_HEADER_BYTES;
+    this.zeroedTo = SEGMENT_HEADER_BYTES;
+    this.zeroingFailed = false;
     this.segments.push(segment);
     await previous.close();
   }

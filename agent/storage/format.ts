@@ -254,13 +254,15 @@ export type FrameResult =
       reason: string;
       /**
        * The damage looks like a write that a crash cut short: the frame runs past the end of
-       * the file, is the file's final frame, or everything from here on is zeros (the file
-       * grew but the data blocks never arrived). Only acceptable at the end of the last segment.
+       * the file, only zeros follow it (the end of the file or preallocated space), or
+       * everything from here on is zeros (the file grew but the data blocks never arrived).
+       * Only acceptable at the end of the last segment.
        */
       tornLike: boolean;
     };
 
-function zerosFrom(buf: Uint8Array, off: number): boolean {
+/** Whether every byte of `buf` from `off` on is zero. */
+export function zerosFrom(buf: Uint8Array, off: number): boolean {
   for (let i = off; i < buf.length; i++) if (buf[i] !== 0) return false;
   return true;
 }
@@ -280,7 +282,7 @@ export function readFrame(buf: Uint8Array, off: number): FrameResult {
     return { ok: false, reason: `record of ${len} bytes runs past the end of the file`, tornLike: true };
   }
   if (crc32(buf.subarray(off + RECORD_FRAME_BYTES, end)) !== sum) {
-    return { ok: false, reason: 'record checksum mismatch', tornLike: end === buf.length || zerosFrom(buf, off) };
+    return { ok: false, reason: 'record checksum mismatch', tornLike: zerosFrom(buf, end) };
   }
   try {
     return { ok: true, record: decodePayload(buf, off + RECORD_FRAME_BYTES, end), end };

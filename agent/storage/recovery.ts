@@ -8,6 +8,7 @@ import {
   LogPosition,
   readFrame,
   SEGMENT_HEADER_BYTES,
+  zerosFrom,
 } from './format';
 import { FsFile, FsOps } from './fs_ops';
 import { Layout, listSnapshots, parseSegmentName, removeTempFiles, SEGMENT_OPEN } from './layout';
@@ -30,6 +31,8 @@ export interface RecoveredState {
   segments: number[];
   active: FsFile;
   activeSize: number;
+  /** The active segment holds zeros, already on disk, from activeSize up to here (see DiskStorage). */
+  zeroedTo: number;
   nextRecord: number;
 }
 
@@ -38,9 +41,11 @@ export interface RecoveredState {
  * the snapshot's log start on. Segments before that start are removed without being read, so
  * restart time follows the log written since the last snapshot, not the whole history.
  *
- * Only the end of the last segment may be damaged the way a crash leaves it (the one write
- * in progress, never acknowledged): it is cut off with one warning. Any other damage throws
- * StorageCorruptionError, because what it hides may have been acknowledged to the cluster.
+ * A segment's records may be followed by zeros: space written ahead of the log (DiskStorage
+ * preallocates it), where the segment's records end. Only the end of the last segment may be
+ * damaged the way a crash leaves it (the one write in progress, never acknowledged): it is cut
+ * off with one warning. Any other damage throws StorageCorruptionError, because what it hides
+ * may have been acknowledged to the cluster.
  */
 export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger): Promise<RecoveredState> {
   for (const dir of [layout.logDir, layout.stateDir, layout.snapshotDir]) await fs.mkdirs(dir);
@@ -71,6 +76,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
   const replay = new Replay(snapIndex);
   let expected: number | null = null;
   let endOfLog = 0;
+  let fileEnd = 0;
   let torn: { file: string; offset: number; bytes: number; reason: string } | null = null;
   let unfinishedSegment: { segment: number; file: string; bytes: number } | null = null;
 
@@ -84,7 +90,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     if ('error' in header) {
       // The header goes out in the same write as the segment's first record; if it never
       // arrived, neither did anything after it.
-      if (last && (buf.length < SEGMENT_HEADER_BYTES || isZeros(buf))) {
+      if (last && (buf.length < SEGMENT_HEADER_BYTES || zerosFrom(buf, 0))) {
         unfinishedSegment = { segment, file, bytes: buf.length };
         break;
       }
@@ -111,6 +117,8 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
 
     let off = SEGMENT_HEADER_BYTES;
     while (off < buf.length) {
+      // The next segment's header checks that nothing is missing from an earlier one.
+      if (zerosFrom(buf, off)) break;
       const frame = readFrame(buf, off);
       if (!frame.ok) {
         if (!(last && frame.tornLike)) throw new StorageCorruptionError(file, off, frame.reason);
@@ -126,6 +134,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
       off = frame.end;
     }
     endOfLog = off;
+    fileEnd = buf.length;
   }
 
   if (expected !== null && expected < start.record) {
@@ -163,6 +172,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
   const nextRecord = expected ?? start.record;
   let active: FsFile;
   let activeSize: number;
+  let zeroedTo: number;
   if (torn) {
     logger.warn(
       'truncated a torn write at the end of the log: the last write before a crash did not complete and was never acknowledged',
@@ -172,9 +182,11 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     await active.truncate(torn.offset);
     await active.sync();
     activeSize = torn.offset;
+    zeroedTo = torn.offset;
   } else if (segments.length > 0 && unfinishedSegment === null) {
     active = await fs.open(layout.segmentPath(segments[segments.length - 1]), 'append', SEGMENT_OPEN);
     activeSize = endOfLog;
+    zeroedTo = fileEnd;
   } else {
     // A fresh data directory, one restored from a snapshot alone, or a segment whose creation
     // a crash cut short: start the segment the next record belongs in.
@@ -193,6 +205,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     await fs.syncDir(layout.logDir);
     segments.push(segment);
     activeSize = SEGMENT_HEADER_BYTES;
+    zeroedTo = SEGMENT_HEADER_BYTES;
   }
 
   return {
@@ -206,6 +219,7 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     segments,
     active,
     activeSize,
+    zeroedTo,
     nextRecord,
   };
 }
@@ -284,9 +298,4 @@ export function checkedSnapshot(
     throw new StorageCorruptionError(file, 12, `the file holds the snapshot at index ${index}, term ${term}: it was renamed`);
   }
   return decoded;
-}
-
-function isZeros(buf: Uint8Array): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
 }

@@ -11,7 +11,8 @@ type Op = 'open' | 'write' | 'sync' | 'truncate' | 'readFile' | 'rename' | 'remo
 interface Fault {
   op: Op;
   code: string;
-  match: (file: string) => boolean;
+  /** `bytes`: for writes, how many bytes the write carries. */
+  match: (file: string, bytes?: number) => boolean;
   /** For writes: how many bytes reach the file before the error (a short write). */
   partialBytes?: number;
 }
@@ -31,7 +32,7 @@ export class TestFs implements FsOps {
   private readonly open_ = new Set<FsFile>();
 
   /** The next `op` on a file matching `match` fails with `code`. */
-  failNext(op: Op, code: string, match: (file: string) => boolean = () => true, partialBytes?: number): void {
+  failNext(op: Op, code: string, match: (file: string, bytes?: number) => boolean = () => true, partialBytes?: number): void {
     this.faults.push({ op, code, match, partialBytes });
   }
 
@@ -52,9 +53,9 @@ export class TestFs implements FsOps {
     this.open_.clear();
   }
 
-  private check(op: Op, file: string): Fault | null {
+  private check(op: Op, file: string, bytes?: number): Fault | null {
     this.calls.push({ op, file });
-    const i = this.faults.findIndex((f) => f.op === op && f.match(file));
+    const i = this.faults.findIndex((f) => f.op === op && f.match(file, bytes));
     if (i < 0) return null;
     const [fault] = this.faults.splice(i, 1);
     return fault;
@@ -70,7 +71,7 @@ export class TestFs implements FsOps {
     const inner = await nodeFsOps.open(file, mode, options);
     const outer: FsFile = {
       write: async (data, position) => {
-        const fault = this.check('write', file);
+        const fault = this.check('write', file, data.length);
         if (fault) {
           if (fault.partialBytes) await inner.write(data.subarray(0, fault.partialBytes), position);
           throw errnoError(fault.code, file);

@@ -1,21 +1,25 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { StorageCorruptionError } from '../../../agent/storage/errors';
-import { readFrame, SEGMENT_HEADER_BYTES } from '../../../agent/storage/format';
+import { readFrame, SEGMENT_HEADER_BYTES, zerosFrom } from '../../../agent/storage/format';
 import { ents, logOf, plain, segmentFiles, storageHarness } from './helpers';
 
-/** Byte offsets of the records in a segment file. */
-async function recordOffsets(file: string): Promise<number[]> {
+/** Byte offsets of the records in a segment file, and where they end (preallocated zeros may follow). */
+async function records(file: string): Promise<{ offsets: number[]; end: number }> {
   const buf = await fsp.readFile(file);
-  const out: number[] = [];
+  const offsets: number[] = [];
   let off = SEGMENT_HEADER_BYTES;
-  while (off < buf.length) {
+  while (off < buf.length && !zerosFrom(buf, off)) {
     const frame = readFrame(buf, off);
     if (!frame.ok) throw new Error(`test setup: unreadable record at ${off}`);
-    out.push(off);
+    offsets.push(off);
     off = frame.end;
   }
-  return out;
+  return { offsets, end: off };
+}
+
+async function recordOffsets(file: string): Promise<number[]> {
+  return (await records(file)).offsets;
 }
 
 async function flipByte(file: string, offset: number): Promise<void> {
@@ -38,10 +42,12 @@ describe('DiskStorage recovery', () => {
     return seg('segment-0001');
   }
 
-  async function expectTornTailDropsLastRecord(damage: (file: string, lastRecord: number, size: number) => Promise<void>) {
+  /** `damage` gets the offset of the last record and the offset where it ends. */
+  async function expectTornTailDropsLastRecord(damage: (file: string, lastRecord: number, end: number) => Promise<void>) {
     const file = await threeRecords();
-    const offsets = await recordOffsets(file);
-    await damage(file, offsets[2], (await fsp.stat(file)).size);
+    const { offsets, end } = await records(file);
+    expect((await fsp.stat(file)).size).toBeGreaterThan(end); // preallocated space follows the records
+    await damage(file, offsets[2], end);
 
     const { storage, logger } = await h.open();
     expect(storage.lastIndex()).toBe(6);
@@ -67,26 +73,50 @@ describe('DiskStorage recovery', () => {
   });
 
   test('a final record whose contents never arrived (checksum fails at the end of the file) is truncated', async () => {
-    await expectTornTailDropsLastRecord((file, _last, size) => flipByte(file, size - 3));
+    await expectTornTailDropsLastRecord((file, _last, end) => flipByte(file, end - 3));
   });
 
-  test('a final record overwritten by zeros (the file grew, the data did not) is truncated', async () => {
-    await expectTornTailDropsLastRecord(async (file, last, size) => {
+  test('a final record only partly written into preallocated space (zeros after it) is truncated', async () => {
+    await expectTornTailDropsLastRecord(async (file, _last, end) => {
       const buf = await fsp.readFile(file);
-      buf.fill(0, last, size);
+      buf.fill(0, end - 10, end); // its last sector never arrived
       await fsp.writeFile(file, buf);
     });
   });
 
-  test('zeros after the last record are truncated', async () => {
+  test('zeros where the final record belongs end the log there, as preallocated space does, without a warning', async () => {
+    const file = await threeRecords();
+    const { offsets } = await records(file);
+    const buf = await fsp.readFile(file);
+    buf.fill(0, offsets[2]);
+    await fsp.writeFile(file, buf);
+    const { storage, logger } = await h.open();
+    expect(storage.lastIndex()).toBe(6);
+    expect(logger.warnings).toEqual([]);
+    await storage.close();
+  });
+
+  test('preallocated zeros after the last record are kept and written over', async () => {
     const file = await threeRecords();
     const size = (await fsp.stat(file)).size;
-    await fsp.appendFile(file, Buffer.alloc(4096));
     const { storage, logger } = await h.open();
     expect(storage.lastIndex()).toBe(9);
-    expect(logger.warnings).toHaveLength(1);
-    expect((await fsp.stat(file)).size).toBe(size);
+    expect(logger.warnings).toEqual([]);
+    await storage.save({ entries: ents(10, 12, 1) });
     await storage.close();
+    expect((await fsp.stat(file)).size).toBe(size);
+    const { storage: again } = await h.open();
+    expect(logOf(again)).toEqual(plain(ents(1, 12, 1)));
+    await again.close();
+  });
+
+  test('garbage in the preallocated space, away from the last record, refuses to start', async () => {
+    const file = await threeRecords();
+    const { end } = await records(file);
+    const buf = await fsp.readFile(file);
+    buf[end + 5000] = 0x40;
+    await fsp.writeFile(file, buf);
+    await expect(h.open()).rejects.toThrow(`${file} is corrupt at byte offset ${end}: implausible record length 0`);
   });
 
   test('a segment whose creation was interrupted is removed with one warning', async () => {
@@ -134,8 +164,7 @@ describe('DiskStorage recovery', () => {
     await storage.save({ entries: ents(6, 10, 1) });
     await storage.close();
     const first = seg('segment-0001');
-    const size = (await fsp.stat(first)).size;
-    await fsp.truncate(first, size - 4);
+    await fsp.truncate(first, (await records(first)).end - 4);
     await expect(h.open({ segmentBytes: 200 })).rejects.toThrow(`${first} is corrupt at byte offset ${SEGMENT_HEADER_BYTES}`);
   });
 
