@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { randomInt } from 'node:crypto';
 import { Command, Op, encodeProposal } from './fsm/commands';
-import { ApplyResult, MemberContext, StateMachine, encodeMemberContext } from './fsm/state_machine';
+import { ApplyResult, MemberContext, OpenImage, StateMachine, encodeMemberContext } from './fsm/state_machine';
 import { AgentMetrics } from './http/metrics';
 import { decodeConfChange, encodeConfChange } from './raft/confchange';
 import { PeerProgress, ProposalDroppedError, RawNode, Status, bootstrapLog } from './raft/rawnode';
@@ -209,8 +209,6 @@ export class Agent extends EventEmitter {
   /** Where the log's segment files were last compacted to (takeSnapshot). */
   private filesCompactedTo = 0;
   private snapshotInProgress = false;
-  /** The snapshot file being written, whose image is read from the live state (see takeSnapshot). */
-  private imageWrite: Promise<unknown> | null = null;
   private readonly addresses = new Map<NodeId, MemberContext>();
   private lead: NodeId = NONE;
   private role: StateRole = StateRole.Follower;
@@ -555,8 +553,6 @@ export class Agent extends EventEmitter {
     }
     this.send(late);
 
-    // A snapshot being written reads its image from the live state: nothing changes it until then.
-    if (this.imageWrite && (rd.snapshot || rd.committedEntries.length > 0)) await this.imageWrite;
     if (rd.snapshot) this.installSnapshot(rd);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
@@ -732,13 +728,15 @@ export class Agent extends EventEmitter {
     const t0 = performance.now();
     try {
       if (this.fsm.appliedIndex === 0) throw new AgentError('nothing to snapshot yet: no entry has been applied', 'invalid');
-      // The state as it is once earlier log writes are done; the loop applies nothing more
-      // until the image is written (processReady waits for imageWrite).
-      const write = this.storage.snapshotState(() => ({ index: this.fsm.appliedIndex, confState: this.fsm.conf, image: this.fsm.image() }));
-      this.imageWrite = write.catch(() => undefined);
-      const snap = await write.finally(() => {
-        this.imageWrite = null;
-      });
+      // The state as it is once earlier log writes are done. Entries go on being applied while
+      // the image is written: it reads the state as it was when it was opened (fsm.image()).
+      let image: OpenImage | null = null;
+      const snap = await this.storage
+        .snapshotState(() => {
+          image = this.fsm.image();
+          return { index: image.index, confState: this.fsm.conf, image };
+        })
+        .finally(() => (image as OpenImage | null)?.close());
       const index = snap.metadata.index;
       this.lastSnapshotIndex = index;
       // Memory keeps max_log_entries before the snapshot; segment files are deleted in batches

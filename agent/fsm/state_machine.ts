@@ -38,6 +38,16 @@ export interface ApplyResult {
   value: boolean | number | null;
 }
 
+/**
+ * The image of the state at one applied index, open until close(): the state goes on changing
+ * meanwhile, and the image does not see it.
+ */
+export interface OpenImage extends SnapshotImage {
+  readonly index: number;
+  /** Ends the image (idempotent); the changes made while it was open move into the store. */
+  close(): void;
+}
+
 export interface KvStats {
   keys: number;
   puts: number;
@@ -52,6 +62,11 @@ export interface KvStats {
  */
 export class StateMachine {
   private kv = new Map<string, string>();
+  /**
+   * While an image is open: the key-value changes made since it was opened (null: deleted),
+   * kept apart so that `kv` stays as the image has it. Reads look here first.
+   */
+  private changes: Map<string, string | null> | null = null;
   private members = new Map<NodeId, MemberInfo>();
   conf: ConfState = { voters: [], learners: [] };
   appliedIndex = 0;
@@ -71,12 +86,16 @@ export class StateMachine {
   private applyCommand(c: Command, index: number): boolean | number | null {
     switch (c.op) {
       case Op.Put:
-        this.kv.set(c.key, c.value);
+        if (this.changes) this.changes.set(c.key, c.value);
+        else this.kv.set(c.key, c.value);
         this.stats.puts++;
         return true;
       case Op.Delete: {
         this.stats.deletes++;
-        return this.kv.delete(c.key);
+        if (!this.changes) return this.kv.delete(c.key);
+        const existed = this.get(c.key) !== null;
+        if (existed) this.changes.set(c.key, null);
+        return existed;
       }
       case Op.Append:
         this.stats.appends++;
@@ -106,15 +125,24 @@ export class StateMachine {
   }
 
   get(key: string): string | null {
+    const changed = this.changes?.get(key);
+    if (changed !== undefined) return changed;
     return this.kv.get(key) ?? null;
   }
 
   keys(): string[] {
-    return [...this.kv.keys()].sort();
+    if (!this.changes) return [...this.kv.keys()].sort();
+    const all = new Set([...this.kv.keys(), ...this.changes.keys()]);
+    return [...all].filter((k) => this.get(k) !== null).sort();
   }
 
   kvStats(): KvStats {
-    return { keys: this.kv.size, ...this.stats };
+    let keys = this.kv.size;
+    for (const [k, v] of this.changes ?? []) {
+      if (v === null && this.kv.has(k)) keys--;
+      else if (v !== null && !this.kv.has(k)) keys++;
+    }
+    return { keys, ...this.stats };
   }
 
   member(id: NodeId): MemberInfo | undefined {
@@ -132,24 +160,29 @@ export class StateMachine {
    *
    * The pairs are written piece by piece into one reused buffer of IMAGE_PIECE_BYTES (a pair
    * larger than that gets a buffer of its own), so a snapshot of a store of any size costs that
-   * buffer, not a copy of the store. The image is of the state at appliedIndex as it is now: the
-   * state must not change until its pieces have been read, and reading them throws if it did.
+   * buffer, not a copy of the store.
+   *
+   * The image is of the state at appliedIndex as it is now, and stays so while entries go on
+   * being applied: until close(), key-value changes are kept apart (`changes`) and the store
+   * the image reads is left alone. Writing a large image thus never holds up the log. One
+   * image is open at a time.
    */
-  image(): SnapshotImage {
+  image(): OpenImage {
+    this.foldChanges();
     const index = this.appliedIndex;
     const header = Buffer.from(
       JSON.stringify({ members: this.memberList(), conf: this.conf, stats: this.stats, appliedIndex: this.appliedIndex }),
     );
     let size = IMAGE_MAGIC.length + 4 + header.length + 4;
     for (const [k, v] of this.kv) size += 8 + Buffer.byteLength(k) + Buffer.byteLength(v);
-    const unchanged = (): void => {
-      if (this.appliedIndex !== index) {
-        throw new Error(`the state changed from index ${index} to ${this.appliedIndex} while its image was being written`);
-      }
-    };
     const kv = this.kv;
+    const changes = new Map<string, string | null>();
+    this.changes = changes;
+    // After a later image() or restore(), this one's changes are folded in or gone already.
+    const close = (): void => {
+      if (this.changes === changes) this.foldChanges();
+    };
     function* pieces(): Generator<Uint8Array> {
-      unchanged();
       const start = Buffer.allocUnsafe(IMAGE_MAGIC.length + 4 + header.length + 4);
       let at = start.write(IMAGE_MAGIC, 0, 'latin1');
       at = start.writeUInt32BE(header.length, at);
@@ -173,24 +206,39 @@ export class StateMachine {
         }
       }
       if (at > 0) yield buf.subarray(0, at);
-      unchanged();
     }
-    return { size, pieces };
+    return { index, size, pieces, close };
+  }
+
+  /** Moves the changes kept apart for an open image into the store. */
+  private foldChanges(): void {
+    if (!this.changes) return;
+    for (const [k, v] of this.changes) {
+      if (v === null) this.kv.delete(k);
+      else this.kv.set(k, v);
+    }
+    this.changes = null;
   }
 
   /** The whole image in one buffer (image(), collected). */
   serialize(): Uint8Array {
     const image = this.image();
-    const out = Buffer.allocUnsafe(image.size);
-    let at = 0;
-    for (const piece of image.pieces()) {
-      out.set(piece, at);
-      at += piece.length;
+    try {
+      const out = Buffer.allocUnsafe(image.size);
+      let at = 0;
+      for (const piece of image.pieces()) {
+        out.set(piece, at);
+        at += piece.length;
+      }
+      return out;
+    } finally {
+      image.close();
     }
-    return out;
   }
 
+  /** Replaces the whole state; an image still open keeps reading the state it was opened on. */
   restore(data: Uint8Array, index: number, conf: ConfState): void {
+    this.changes = null;
     this.kv = new Map();
     this.members = new Map();
     this.stats = { puts: 0, deletes: 0, appends: 0 };

@@ -231,8 +231,8 @@ export class DiskStorage implements Storage {
    * createSnapshot for a state that keeps changing: `capture` is called once every earlier
    * write has finished and reports the applied index, membership and image of the state as
    * it is then. The image's pieces are written to the file as they are produced, so the state
-   * is never copied whole; the caller must not change the state until this resolves (the
-   * agent holds back applying entries meanwhile). The snapshot returned carries no image:
+   * is never copied whole; the pieces must be those of the state as captured, however long
+   * the write takes (StateMachine.image() keeps them so). The snapshot returned carries no image:
    * snapshot() reads it back from the file when one is needed.
    */
   snapshotState(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
