@@ -730,13 +730,13 @@ export class Agent extends EventEmitter {
       if (this.fsm.appliedIndex === 0) throw new AgentError('nothing to snapshot yet: no entry has been applied', 'invalid');
       // The state as it is once earlier log writes are done. Entries go on being applied while
       // the image is written: it reads the state as it was when it was opened (fsm.image()).
-      let image: OpenImage | null = null;
+      let image: OpenImage | undefined;
       const snap = await this.storage
         .snapshotState(() => {
           image = this.fsm.image();
           return { index: image.index, confState: this.fsm.conf, image };
         })
-        .finally(() => (image as OpenImage | null)?.close());
+        .finally(() => image?.close());
       const index = snap.metadata.index;
       this.lastSnapshotIndex = index;
       // Memory keeps max_log_entries before the snapshot; segment files are deleted in batches

@@ -367,7 +367,7 @@ export class DiskStorage implements Storage {
   /** Writes one encoded record (numbered this.nextRecord) whose entries begin at `firstIndex`. */
   private async appendRecord(buf: Buffer, firstIndex: number | null): Promise<void> {
     if (this.activeSize > SEGMENT_HEADER_BYTES && this.activeSize + buf.length > this.segmentBytes) await this.roll();
-    if (this.activeSize + buf.length > this.zeroedTo) await this.zeroing;
+    if (this.zeroing && this.activeSize + buf.length > this.zeroedTo) await this.zeroing;
     await this.active.write(buf, this.activeSize);
     this.activeSize += buf.length;
     this.zeroedTo = Math.max(this.zeroedTo, this.activeSize);

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LEVEL, TestCluster, TestNode, cleanupAgents, expectAllReadable, putMany } from '../../support/agents';
-import { readFrame, SEGMENT_HEADER_BYTES, zerosFrom } from '../../../agent/storage/format';
+import { segmentRecords } from '../../support/segments';
 
 afterEach(cleanupAgents);
 
@@ -17,18 +17,6 @@ function segments(n: TestNode): string[] {
     .filter((f) => /^segment-\d+$/.test(f))
     .sort()
     .map((f) => path.join(dir, f));
-}
-
-/** Where a segment's records end: preallocated zeros may follow them. */
-function endOfRecords(file: string): number {
-  const buf = fs.readFileSync(file);
-  let off = SEGMENT_HEADER_BYTES;
-  while (off < buf.length && !zerosFrom(buf, off)) {
-    const frame = readFrame(buf, off);
-    if (!frame.ok) throw new Error(`test setup: unreadable record in ${file} at ${off}`);
-    off = frame.end;
-  }
-  return off;
 }
 
 async function clusterWithStoppedFollower(): Promise<{ c: TestCluster; leader: TestNode; stopped: TestNode; keys: string[] }> {
@@ -64,7 +52,7 @@ describe('log damage found at start', () => {
   test('a torn last record is cut off with a warning; the node starts and catches up', async () => {
     const { c, leader, stopped, keys } = await clusterWithStoppedFollower();
     const last = segments(stopped).at(-1)!;
-    fs.truncateSync(last, endOfRecords(last) - 5); // the last record now ends mid-way
+    fs.truncateSync(last, segmentRecords(last).end - 5); // the last record now ends mid-way
 
     const run = stopped.start();
     const warning = await run.waitForLog('the torn-write warning', (l) => /torn write/.test(l.msg));

@@ -1,26 +1,9 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { StorageCorruptionError } from '../../../agent/storage/errors';
-import { readFrame, SEGMENT_HEADER_BYTES, zerosFrom } from '../../../agent/storage/format';
+import { SEGMENT_HEADER_BYTES } from '../../../agent/storage/format';
+import { segmentRecords } from '../../support/segments';
 import { ents, logOf, plain, segmentFiles, storageHarness } from './helpers';
-
-/** Byte offsets of the records in a segment file, and where they end (preallocated zeros may follow). */
-async function records(file: string): Promise<{ offsets: number[]; end: number }> {
-  const buf = await fsp.readFile(file);
-  const offsets: number[] = [];
-  let off = SEGMENT_HEADER_BYTES;
-  while (off < buf.length && !zerosFrom(buf, off)) {
-    const frame = readFrame(buf, off);
-    if (!frame.ok) throw new Error(`test setup: unreadable record at ${off}`);
-    offsets.push(off);
-    off = frame.end;
-  }
-  return { offsets, end: off };
-}
-
-async function recordOffsets(file: string): Promise<number[]> {
-  return (await records(file)).offsets;
-}
 
 async function flipByte(file: string, offset: number): Promise<void> {
   const buf = await fsp.readFile(file);
@@ -45,7 +28,7 @@ describe('DiskStorage recovery', () => {
   /** `damage` gets the offset of the last record and the offset where it ends. */
   async function expectTornTailDropsLastRecord(damage: (file: string, lastRecord: number, end: number) => Promise<void>) {
     const file = await threeRecords();
-    const { offsets, end } = await records(file);
+    const { offsets, end } = segmentRecords(file);
     expect((await fsp.stat(file)).size).toBeGreaterThan(end); // preallocated space follows the records
     await damage(file, offsets[2], end);
 
@@ -86,7 +69,7 @@ describe('DiskStorage recovery', () => {
 
   test('zeros where the final record belongs end the log there, as preallocated space does, without a warning', async () => {
     const file = await threeRecords();
-    const { offsets } = await records(file);
+    const { offsets } = segmentRecords(file);
     const buf = await fsp.readFile(file);
     buf.fill(0, offsets[2]);
     await fsp.writeFile(file, buf);
@@ -112,7 +95,7 @@ describe('DiskStorage recovery', () => {
 
   test('garbage in the preallocated space, away from the last record, refuses to start', async () => {
     const file = await threeRecords();
-    const { end } = await records(file);
+    const { end } = segmentRecords(file);
     const buf = await fsp.readFile(file);
     buf[end + 5000] = 0x40;
     await fsp.writeFile(file, buf);
@@ -141,7 +124,7 @@ describe('DiskStorage recovery', () => {
 
   test('a checksum failure before the tail refuses to start, naming the file, the offset and the remedy', async () => {
     const file = await threeRecords();
-    const offsets = await recordOffsets(file);
+    const offsets = segmentRecords(file).offsets;
     await flipByte(file, offsets[1] + 30);
     const damaged = await fsp.readFile(file);
     const attempt = h.open();
@@ -164,13 +147,13 @@ describe('DiskStorage recovery', () => {
     await storage.save({ entries: ents(6, 10, 1) });
     await storage.close();
     const first = seg('segment-0001');
-    await fsp.truncate(first, (await records(first)).end - 4);
+    await fsp.truncate(first, segmentRecords(first).end - 4);
     await expect(h.open({ segmentBytes: 200 })).rejects.toThrow(`${first} is corrupt at byte offset ${SEGMENT_HEADER_BYTES}`);
   });
 
   test('a damaged record length before the tail is corruption', async () => {
     const file = await threeRecords();
-    const offsets = await recordOffsets(file);
+    const offsets = segmentRecords(file).offsets;
     await flipByte(file, offsets[0] + 3); // high byte of the first record's length
     await expect(h.open()).rejects.toThrow(`${file} is corrupt at byte offset ${offsets[0]}: implausible record length`);
   });
@@ -192,7 +175,7 @@ describe('DiskStorage recovery', () => {
     await storage.save({ hardState: { term: 2, vote: 2, commit: 10 } });
     await storage.close();
     const file = seg('segment-0001');
-    const offsets = await recordOffsets(file);
+    const offsets = segmentRecords(file).offsets;
     await fsp.truncate(file, offsets[1] + 10);
     const hardState = path.join(h.dir(), 'state', 'hardstate');
     await expect(h.open()).rejects.toThrow(`${hardState} is corrupt at byte offset 0: it records commit index 10 but the log ends at index 5`);
