@@ -107,9 +107,7 @@ export class AgentControlPlane implements ControlPlane {
   kvGetStats(): Promise<KvStats> {
     return this.run(async () => {
       const s = this.agent.fsm.kvStats();
-      let totalBytes = 0;
-      for (const k of this.agent.fsm.keys()) totalBytes += Buffer.byteLength(k) + Buffer.byteLength(this.agent.fsm.get(k) ?? '');
-      return { numKeys: s.keys, totalBytes, puts: s.puts, gets: this.gets, deletes: s.deletes, appliedIndex: this.agent.fsm.appliedIndex };
+      return { numKeys: s.keys, totalBytes: s.bytes, puts: s.puts, gets: this.gets, deletes: s.deletes, appliedIndex: this.agent.fsm.appliedIndex };
     });
   }
 

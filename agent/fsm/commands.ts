@@ -17,6 +17,9 @@ export type Command =
   | { op: Op.Append; data: string }
   | { op: Op.MemberMeta; nodeId: number; apiAddress: string };
 
+/** A command as read back from the log: a put's value stays UTF-8 bytes (a view of the entry). */
+export type LoggedCommand = Exclude<Command, { op: Op.Put }> | { op: Op.Put; key: string; value: Uint8Array };
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -96,7 +99,7 @@ function writeEnvelope(out: Buffer, id: ProposalId): void {
 }
 
 /** Splits an entry's data into the proposer's id (null for untracked data) and the command. */
-export function decodeProposal(data: Uint8Array): { id: ProposalId | null; command: Command } {
+export function decodeProposal(data: Uint8Array): { id: ProposalId | null; command: LoggedCommand } {
   if (data[0] !== TRACKED) return { id: null, command: decodeCommand(data) };
   if (data.length < ENVELOPE_BYTES + 1) throw new Error(`proposal envelope too short (${data.length} bytes)`);
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -106,12 +109,12 @@ export function decodeProposal(data: Uint8Array): { id: ProposalId | null; comma
   };
 }
 
-export function decodeCommand(data: Uint8Array): Command {
+export function decodeCommand(data: Uint8Array): LoggedCommand {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   switch (data[0]) {
     case Op.Put: {
       const klen = view.getUint32(1);
-      return { op: Op.Put, key: dec.decode(data.subarray(5, 5 + klen)), value: dec.decode(data.subarray(5 + klen)) };
+      return { op: Op.Put, key: dec.decode(data.subarray(5, 5 + klen)), value: data.subarray(5 + klen) };
     }
     case Op.Delete:
       return { op: Op.Delete, key: dec.decode(data.subarray(1)) };

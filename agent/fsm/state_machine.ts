@@ -1,7 +1,8 @@
 import { applyConfChange, cloneConfState, decodeConfChange } from '../raft/confchange';
 import { ConfChangeType, ConfState, Entry, EntryType, NodeId } from '../raft/types';
 import type { SnapshotImage } from '../storage/format';
-import { Command, Op, ProposalId, decodeProposal } from './commands';
+import { LoggedCommand, Op, ProposalId, decodeProposal } from './commands';
+import { ValueArena, ValueRef } from './value_arena';
 
 /** How to reach a member: its Raft address (from the membership change) and HTTP API address. */
 export interface MemberInfo {
@@ -50,6 +51,8 @@ export interface OpenImage extends SnapshotImage {
 
 export interface KvStats {
   keys: number;
+  /** UTF-8 bytes of the keys and values. */
+  bytes: number;
   puts: number;
   deletes: number;
   appends: number;
@@ -61,12 +64,15 @@ export interface KvStats {
  * state. Its image (image(), for snapshots) is written piece by piece.
  */
 export class StateMachine {
-  private kv = new Map<string, string>();
+  /** The key-value store: each key's value, kept in `values`. */
+  private kv = new Map<string, ValueRef>();
+  private values = new ValueArena();
   /**
    * While an image is open: the key-value changes made since it was opened (null: deleted),
-   * kept apart so that `kv` stays as the image has it. Reads look here first.
+   * kept apart so that `kv` and the values it refers to stay as the image has them. Reads
+   * look here first.
    */
-  private changes: Map<string, string | null> | null = null;
+  private changes: Map<string, ValueRef | null> | null = null;
   private members = new Map<NodeId, MemberInfo>();
   conf: ConfState = { voters: [], learners: [] };
   appliedIndex = 0;
@@ -83,18 +89,16 @@ export class StateMachine {
     return { index: e.index, proposal: id, value: this.applyCommand(command, e.index) };
   }
 
-  private applyCommand(c: Command, index: number): boolean | number | null {
+  private applyCommand(c: LoggedCommand, index: number): boolean | number | null {
     switch (c.op) {
       case Op.Put:
-        if (this.changes) this.changes.set(c.key, c.value);
-        else this.kv.set(c.key, c.value);
+        this.set(c.key, this.values.store(c.value));
         this.stats.puts++;
         return true;
       case Op.Delete: {
         this.stats.deletes++;
-        if (!this.changes) return this.kv.delete(c.key);
-        const existed = this.get(c.key) !== null;
-        if (existed) this.changes.set(c.key, null);
+        const existed = this.ref(c.key) !== null;
+        if (existed) this.set(c.key, null);
         return existed;
       }
       case Op.Append:
@@ -124,25 +128,51 @@ export class StateMachine {
     });
   }
 
-  get(key: string): string | null {
+  /**
+   * Sets (null: deletes) a key's value. The value a change replaces gives its slot back, unless
+   * an open image still reads it (it is in `kv`, which stays as it was while the image is open).
+   */
+  private set(key: string, ref: ValueRef | null): void {
+    if (this.changes) {
+      const prev = this.changes.get(key);
+      if (prev !== undefined && prev !== null) this.values.release(prev);
+      this.changes.set(key, ref);
+      return;
+    }
+    const prev = this.kv.get(key);
+    if (prev !== undefined) this.values.release(prev);
+    if (ref === null) this.kv.delete(key);
+    else this.kv.set(key, ref);
+  }
+
+  private ref(key: string): ValueRef | null {
     const changed = this.changes?.get(key);
     if (changed !== undefined) return changed;
     return this.kv.get(key) ?? null;
   }
 
+  get(key: string): string | null {
+    const ref = this.ref(key);
+    return ref === null ? null : this.values.read(ref);
+  }
+
   keys(): string[] {
     if (!this.changes) return [...this.kv.keys()].sort();
     const all = new Set([...this.kv.keys(), ...this.changes.keys()]);
-    return [...all].filter((k) => this.get(k) !== null).sort();
+    return [...all].filter((k) => this.ref(k) !== null).sort();
   }
 
   kvStats(): KvStats {
-    let keys = this.kv.size;
-    for (const [k, v] of this.changes ?? []) {
-      if (v === null && this.kv.has(k)) keys--;
-      else if (v !== null && !this.kv.has(k)) keys++;
-    }
-    return { keys, ...this.stats };
+    let keys = 0;
+    let bytes = 0;
+    const count = (k: string, ref: ValueRef | null): void => {
+      if (ref === null) return;
+      keys++;
+      bytes += Buffer.byteLength(k) + this.values.byteLength(ref);
+    };
+    for (const [k, ref] of this.kv) if (!this.changes?.has(k)) count(k, ref);
+    for (const [k, ref] of this.changes ?? []) count(k, ref);
+    return { ...this.stats, keys, bytes };
   }
 
   member(id: NodeId): MemberInfo | undefined {
@@ -173,10 +203,11 @@ export class StateMachine {
     const header = Buffer.from(
       JSON.stringify({ members: this.memberList(), conf: this.conf, stats: this.stats, appliedIndex: this.appliedIndex }),
     );
-    let size = IMAGE_MAGIC.length + 4 + header.length + 4;
-    for (const [k, v] of this.kv) size += 8 + Buffer.byteLength(k) + Buffer.byteLength(v);
     const kv = this.kv;
-    const changes = new Map<string, string | null>();
+    const values = this.values;
+    let size = IMAGE_MAGIC.length + 4 + header.length + 4;
+    for (const [k, ref] of kv) size += 8 + Buffer.byteLength(k) + values.byteLength(ref);
+    const changes = new Map<string, ValueRef | null>();
     this.changes = changes;
     // After a later image() or restore(), this one's changes are folded in or gone already.
     const close = (): void => {
@@ -191,8 +222,9 @@ export class StateMachine {
       yield start;
       const buf = Buffer.allocUnsafeSlow(IMAGE_PIECE_BYTES);
       at = 0;
-      for (const [k, v] of kv) {
-        const need = 8 + Buffer.byteLength(k) + Buffer.byteLength(v);
+      for (const [k, ref] of kv) {
+        const v = values.bytes(ref);
+        const need = 8 + Buffer.byteLength(k) + v.length;
         if (at + need > buf.length && at > 0) {
           yield buf.subarray(0, at);
           at = 0;
@@ -212,12 +244,10 @@ export class StateMachine {
 
   /** Moves the changes kept apart for an open image into the store. */
   private foldChanges(): void {
-    if (!this.changes) return;
-    for (const [k, v] of this.changes) {
-      if (v === null) this.kv.delete(k);
-      else this.kv.set(k, v);
-    }
+    const changes = this.changes;
+    if (!changes) return;
     this.changes = null;
+    for (const [k, ref] of changes) this.set(k, ref);
   }
 
   /** The whole image in one buffer (image(), collected). */
@@ -240,12 +270,13 @@ export class StateMachine {
   restore(data: Uint8Array, index: number, conf: ConfState): void {
     this.changes = null;
     this.kv = new Map();
+    this.values = new ValueArena();
     this.members = new Map();
     this.stats = { puts: 0, deletes: 0, appends: 0 };
     this.conf = cloneConfState(conf);
     this.appliedIndex = index;
     if (data.length === 0) return;
-    const image = decodeImage(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const image = decodeImage(Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.values);
     this.kv = image.kv;
     for (const m of image.members) this.members.set(m.id, m);
     this.stats = image.stats;
@@ -253,13 +284,13 @@ export class StateMachine {
 }
 
 /** Writes one key-value pair of an image (length-prefixed UTF-8 each) at `at`; returns where it ends. */
-function writePair(to: Buffer, at: number, k: string, v: string): number {
+function writePair(to: Buffer, at: number, k: string, v: Uint8Array): number {
   const kl = to.write(k, at + 4);
   to.writeUInt32BE(kl, at);
   at += 4 + kl;
-  const vl = to.write(v, at + 4);
-  to.writeUInt32BE(vl, at);
-  return at + 4 + vl;
+  to.writeUInt32BE(v.length, at);
+  to.set(v, at + 4);
+  return at + 4 + v.length;
 }
 
 /** Size of the buffer that image() reuses for its pieces. */
@@ -269,16 +300,17 @@ const IMAGE_PIECE_BYTES = 256 * 1024;
 const IMAGE_MAGIC = 'PGRAFTSM';
 
 interface Image {
-  kv: Map<string, string>;
+  kv: Map<string, ValueRef>;
   members: MemberInfo[];
   stats: { puts: number; deletes: number; appends: number };
 }
 
-function decodeImage(buf: Buffer): Image {
+/** Reads an image; its values go into `values`. */
+function decodeImage(buf: Buffer, values: ValueArena): Image {
   if (buf.length > 0 && buf[0] === 0x7b) {
     // '{': an image in the earlier JSON form, from a snapshot taken before the binary one.
     const j = JSON.parse(buf.toString('utf8')) as { kv: [string, string][]; members: MemberInfo[]; stats: Image['stats'] };
-    return { kv: new Map(j.kv), members: j.members, stats: j.stats };
+    return { kv: new Map(j.kv.map(([k, v]) => [k, values.storeString(v)])), members: j.members, stats: j.stats };
   }
   const fail = (what: string): never => {
     throw new Error(`the snapshot's state machine image is damaged: ${what}`);
@@ -294,14 +326,14 @@ function decodeImage(buf: Buffer): Image {
   const headerLen = buf.readUInt32BE(take(4));
   const header = JSON.parse(buf.toString('utf8', take(headerLen), at)) as { members: MemberInfo[]; stats: Image['stats'] };
   const count = buf.readUInt32BE(take(4));
-  const kv = new Map<string, string>();
-  const str = (): string => {
+  const kv = new Map<string, ValueRef>();
+  const field = (): Buffer => {
     const n = buf.readUInt32BE(take(4));
-    return buf.toString('utf8', take(n), at);
+    return buf.subarray(take(n), at);
   };
   for (let i = 0; i < count; i++) {
-    const k = str();
-    kv.set(k, str());
+    const k = field().toString('utf8');
+    kv.set(k, values.store(field()));
   }
   if (at !== buf.length) fail(`${buf.length - at} bytes follow the last key`);
   return { kv, members: header.members, stats: header.stats };

@@ -102,6 +102,8 @@ describe('state machine image (snapshots)', () => {
       expect(sm.get('long')).toBeNull();
       expect(sm.get('gone again')).toBeNull();
       expect(sm.kvStats().keys).toBe(4);
+      const bytes = Object.entries(expected).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+      expect(sm.kvStats().bytes).toBe(bytes);
     };
     check(a);
     // The image is the state as it was.
