@@ -72,7 +72,7 @@ export const SETTINGS = {
     live: true,
     group: 'consensus',
     description:
-      'How long a follower waits without hearing from a leader before it starts an election (randomized up to one and a half times this). LAN 1000, WAN 2000, high latency 5000. At least 10 × heartbeat_interval.',
+      'How long a follower waits without hearing from a leader before it starts an election (randomized up to a quarter more; up to twice this after an election that found no leader). LAN 1000, WAN 2000, high latency 5000. At least 10 × heartbeat_interval.',
   }),
   heartbeat_interval: time({
     default: 100,

@@ -74,6 +74,8 @@ export class Raft {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
+  /** Election timeouts reached since this node last heard from a leader (see electionSpread). */
+  private timeoutsWithoutLeader = 0;
   electionTimeout: number;
   heartbeatTimeout: number;
   private readonly preVote: boolean;
@@ -211,22 +213,46 @@ export class Raft {
   }
 
   /**
-   * Randomized in [electionTimeout, 1.5 * electionTimeout) so that split votes are rare and
-   * resolve (§5.2). After a silent leader failure the first follower to time out decides how
-   * long the cluster is without a leader: its timeout is the minimum of the followers' draws,
-   * so a wider range costs every failover time while it buys little against split votes. A
-   * split needs two voters to time out within about one round trip of each other, and with a
-   * spread of half an election timeout that stays well under 1% of elections on a LAN. The
-   * thesis (§9.3) measured narrow ranges electing quickly for the same reason.
+   * Randomized in [electionTimeout, electionTimeout + electionSpread()) so that split votes are
+   * rare and resolve (§5.2).
    */
   private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTimeout + this.rng.intn(Math.max(1, Math.ceil(this.electionTimeout / 2)));
+    this.randomizedElectionTimeout = this.electionTimeout + this.rng.intn(this.electionSpread());
+  }
+
+  /**
+   * How widely election timeouts are spread: a quarter of the election timeout, doubled with
+   * every further timeout this node reaches without hearing from a leader, up to a whole one.
+   *
+   * After a silent leader failure the first follower to time out decides how long the cluster
+   * is without a leader: its timeout is the minimum of the followers' draws, a quarter of the
+   * spread above the election timeout on average with two of them, so every failover pays for
+   * the spread. What the spread buys is fewer split votes: with pre-vote, a split needs a
+   * second follower to time out within about one round trip of the first (before the first
+   * holds its pre-votes and campaigns), which on a LAN (a round trip under a millisecond
+   * against a spread of 250 ms with the default timeout) is one election in several hundred.
+   * Where round trips are long, a failed election widens the spread: 1/4, 1/2, then the whole
+   * election timeout, as wide as etcd's and hashicorp/raft's from the start. The thesis (§9.3)
+   * measured narrow ranges electing quickly on a LAN.
+   */
+  private electionSpread(): number {
+    const quarter = Math.max(1, Math.ceil(this.electionTimeout / 4));
+    return Math.min(this.electionTimeout, quarter * 2 ** Math.min(this.timeoutsWithoutLeader, 2));
+  }
+
+  /** Records who leads; hearing from a leader again narrows the spread of election timeouts. */
+  private setLead(id: NodeId): void {
+    this.lead = id;
+    if (id !== NONE && this.timeoutsWithoutLeader > 0) {
+      this.timeoutsWithoutLeader = 0;
+      this.resetRandomizedElectionTimeout();
+    }
   }
 
   becomeFollower(term: number, lead: NodeId): void {
     const wasLeader = this.state === StateRole.Leader;
     this.reset(term);
-    this.lead = lead;
+    this.setLead(lead);
     this.state = StateRole.Follower;
     if (wasLeader) this.logger.info('stepped down', { term, lead });
   }
@@ -249,7 +275,7 @@ export class Raft {
   private becomeLeader(): void {
     if (this.state === StateRole.Follower) throw new Error('invalid transition [follower -> leader]');
     this.reset(this.term);
-    this.lead = this.id;
+    this.setLead(this.id);
     this.state = StateRole.Leader;
     // An empty entry of the new term: committing it commits everything before it (§5.4.2)
     // and unlocks ReadIndex and membership changes for this leader.
@@ -268,9 +294,9 @@ export class Raft {
   forgetLeader(): void {
     if (this.state !== StateRole.Follower || this.lead === NONE) return;
     this.lead = NONE;
-    // The lease is gone, and this node campaigns within half an election timeout; the jitter
-    // keeps the surviving followers from campaigning in the same tick and splitting the vote.
-    const soon = this.randomizedElectionTimeout - 1 - this.rng.intn(Math.max(1, Math.ceil(this.electionTimeout / 2)));
+    // The lease is gone, and this node campaigns within one spread of election timeouts; the
+    // jitter keeps the surviving followers from campaigning in the same tick and splitting the vote.
+    const soon = this.randomizedElectionTimeout - 1 - this.rng.intn(this.electionSpread());
     this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout, soon);
   }
 
@@ -293,6 +319,8 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.randomizedElectionTimeout && this.mayCampaign()) {
       this.electionElapsed = 0;
+      this.timeoutsWithoutLeader++;
+      this.resetRandomizedElectionTimeout();
       this.hup(this.preVote ? CampaignType.PreElection : CampaignType.Election);
     }
   }
@@ -672,17 +700,17 @@ export class Raft {
         return null;
       case MessageType.App:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.setLead(m.from);
         this.handleAppendEntries(m);
         return null;
       case MessageType.Heartbeat:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.setLead(m.from);
         this.handleHeartbeat(m);
         return null;
       case MessageType.Snap:
         this.electionElapsed = 0;
-        this.lead = m.from;
+        this.setLead(m.from);
         this.handleSnapshot(m);
         return null;
       case MessageType.TransferLeader:

@@ -26,7 +26,7 @@ export const CHAOS_TICKS = 300;
 /**
  * After healing, a leader must exist and a fresh write must be applied by every voter within
  * this many ticks. The bound allows for a few split votes (election timeouts are randomized
- * in [10, 20) ticks), a pre-vote round that must wait for leases to expire, a transfer that
+ * in [10, 13) ticks, widening to [10, 20) while no leader is heard from), a pre-vote round that must wait for leases to expire, a transfer that
  * must time out, and snapshot catch-up of lagging voters: 20 election timeouts. Over 40,000
  * seeds the slowest recovery took 159 ticks, in a run without pre-vote where stale candidates
  * kept resetting the election timer of the only voter with an up-to-date log.

@@ -64,7 +64,7 @@ describe('leader election (§5.2)', () => {
     expect(responses(n)[0]).toMatchObject({ type: MessageType.VoteResp, reject: rejected });
   });
 
-  test('election timeouts are randomized in [electionTick, 1.5*electionTick) from the seeded generator', () => {
+  test('election timeouts are randomized in [electionTick, 1.25*electionTick) from the seeded generator', () => {
     const timeouts = new Set<number>();
     for (let seed = 1; seed <= 30; seed++) {
       const storage = storageWithLog([1, 2, 3], []);
@@ -73,12 +73,45 @@ describe('leader election (§5.2)', () => {
       while (n.status().softState.role === StateRole.Follower) {
         n.tick();
         ticks++;
-        expect(ticks).toBeLessThan(15);
+        expect(ticks).toBeLessThan(13);
       }
       expect(ticks).toBeGreaterThanOrEqual(10);
       timeouts.add(ticks);
     }
-    expect(timeouts.size).toBe(5); // every value of the range is drawn
+    expect(timeouts.size).toBe(3); // every value of the range (a spread of ceil(10 / 4) ticks) is drawn
+  });
+
+  test('timing out again without hearing from a leader widens the spread (1/4, 1/2, then a whole timeout); a leader narrows it again', () => {
+    /** Ticks until the node next sends pre-votes: it campaigns, alone, and never wins. */
+    const untilCampaign = (n: RawNode): number => {
+      for (let t = 1; t <= 100; t++) {
+        n.tick();
+        if (responses(n).some((m) => m.type === MessageType.PreVote)) return t;
+      }
+      throw new Error('no campaign within 100 ticks');
+    };
+    const gaps: number[][] = [[], [], [], [], []];
+    for (let seed = 1; seed <= 60; seed++) {
+      const n = new RawNode({ id: 1, storage: storageWithLog([1, 2, 3], []), rng: new SeededRng(seed), electionTick: 10, heartbeatTick: 1 });
+      for (let k = 0; k < 4; k++) gaps[k].push(untilCampaign(n));
+      // A leader is heard from: the next timeout is drawn from the narrow spread again.
+      n.step(emptyMessage(MessageType.Heartbeat, 1, 2, n.status().hardState.term));
+      expect(n.status().softState).toMatchObject({ role: StateRole.Follower, lead: 2 });
+      responses(n);
+      gaps[4].push(untilCampaign(n));
+    }
+    const within = (g: number[], lo: number, hi: number) => {
+      expect(Math.min(...g)).toBeGreaterThanOrEqual(lo);
+      expect(Math.max(...g)).toBeLessThan(hi);
+    };
+    within(gaps[0], 10, 13);
+    within(gaps[1], 10, 16); // twice ceil(10 / 4)
+    within(gaps[2], 10, 20);
+    within(gaps[3], 10, 20);
+    within(gaps[4], 10, 13);
+    // The wider draws do reach past the narrower ranges.
+    expect(Math.max(...gaps[1])).toBeGreaterThanOrEqual(13);
+    expect(Math.max(...gaps[2], ...gaps[3])).toBeGreaterThanOrEqual(16);
   });
 
   test('the same seed gives the same timeout (determinism)', () => {
