@@ -195,10 +195,13 @@ export class StateMachine {
    * The image is of the state at appliedIndex as it is now, and stays so while entries go on
    * being applied: until close(), key-value changes are kept apart (`changes`) and the store
    * the image reads is left alone. Writing a large image thus never holds up the log. One
-   * image is open at a time.
+   * image is open at a time (restore() ends it for the store, though the image itself goes on
+   * reading the state it was opened on).
    */
   image(): OpenImage {
-    this.foldChanges();
+    // A second image would fold the first one's changes into the store it is reading, and
+    // reuse the slots of values it has yet to write.
+    if (this.changes) throw new Error('a state machine image is already open: close it before opening another');
     const index = this.appliedIndex;
     const header = Buffer.from(
       JSON.stringify({ members: this.memberList(), conf: this.conf, stats: this.stats, appliedIndex: this.appliedIndex }),
@@ -209,7 +212,7 @@ export class StateMachine {
     for (const [k, ref] of kv) size += 8 + Buffer.byteLength(k) + values.byteLength(ref);
     const changes = new Map<string, ValueRef | null>();
     this.changes = changes;
-    // After a later image() or restore(), this one's changes are folded in or gone already.
+    // After restore(), this image's changes are gone with the state they belonged to.
     const close = (): void => {
       if (this.changes === changes) this.foldChanges();
     };

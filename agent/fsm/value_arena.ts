@@ -5,8 +5,8 @@
  * Kept as strings, every value a write replaces became garbage in V8's old generation (a
  * value lives until its key is written again, long enough to be promoted), and the old
  * generation is sized at one and a half times what it holds after a collection: the store's
- * values counted 2.5 times over in the agent's memory, and every major collection marked
- * them. In a slot, a value costs its bytes rounded up to its size class (at most 1/8 more),
+ * values took up to half again their size in heap room, plus the dead copies waiting for the
+ * next major collection, and every major collection marked them. In a slot, a value costs its bytes rounded up to its size class (at most 1/8 more),
  * a write reuses the slot its key's previous value freed, and a put copies the value's bytes
  * from the log entry without making a string of them at all.
  *

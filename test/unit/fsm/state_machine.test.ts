@@ -66,6 +66,7 @@ describe('state machine image (snapshots)', () => {
     // Pieces stay within the reused buffer's 256 kB, except the one pair that is larger.
     expect(copies.filter((c) => c.length > 256 * 1024).map((c) => c.length)).toEqual([8 + 4 + 600_000]);
     expect(largest).toBe(8 + 4 + 600_000);
+    image.close();
     const b = new StateMachine();
     b.restore(whole, a.appliedIndex, a.conf);
     expect(b.keys()).toEqual(a.keys());
@@ -108,6 +109,8 @@ describe('state machine image (snapshots)', () => {
     check(a);
     // The image is the state as it was.
     expect(Buffer.concat([...image.pieces()])).toEqual(Buffer.from(before));
+    // One image at a time: a second would fold this one's changes into the store it reads.
+    expect(() => a.image()).toThrow(/already open/);
     image.close();
     image.close();
     check(a);
