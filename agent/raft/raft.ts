@@ -225,12 +225,13 @@ export class Raft {
    * every further timeout this node reaches without hearing from a leader, up to a whole one.
    *
    * After a silent leader failure the first follower to time out decides how long the cluster
-   * is without a leader: its timeout is the minimum of the followers' draws, a quarter of the
+   * is without a leader: its timeout is the minimum of the followers' draws, a third of the
    * spread above the election timeout on average with two of them, so every failover pays for
    * the spread. What the spread buys is fewer split votes: with pre-vote, a split needs a
    * second follower to time out within about one round trip of the first (before the first
-   * holds its pre-votes and campaigns), which on a LAN (a round trip under a millisecond
-   * against a spread of 250 ms with the default timeout) is one election in several hundred.
+   * holds its pre-votes and campaigns), which happens in about 2 × round trip / spread of
+   * elections: under one in a hundred on a LAN (a round trip under a millisecond against a
+   * spread of 250 ms with the default timeout).
    * Where round trips are long, a failed election widens the spread: 1/4, 1/2, then the whole
    * election timeout, as wide as etcd's and hashicorp/raft's from the start. The thesis (§9.3)
    * measured narrow ranges electing quickly on a LAN.
