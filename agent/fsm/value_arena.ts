@@ -22,7 +22,7 @@ const LENGTH_BYTES = 2;
 const GRAIN = 16;
 /** The largest slot; a value that does not fit (with its length) is kept as a string. */
 const MAX_SLOT = 4096;
-/** The buffers slots are cut from (a larger slot class gets one slot per buffer at least). */
+/** The buffers slots are cut from (many slots each: the largest slot is 4 kB). */
 const CHUNK_BYTES = 256 * 1024;
 /** A ref is (class << SLOT_BITS) | slot within the class: below 2^30, a small integer to V8. */
 const SLOT_BITS = 24;
@@ -76,13 +76,15 @@ interface SlotClass {
 export class ValueArena {
   private readonly classes: SlotClass[] = CLASS_SIZES.map((size) => ({
     size,
-    perChunk: Math.floor(Math.max(CHUNK_BYTES, size) / size),
+    perChunk: Math.floor(CHUNK_BYTES / size),
     chunks: [],
     free: [],
     used: 0,
   }));
   /** Bytes of the buffers allocated for slots. */
-  allocatedBytes = 0;
+  get allocatedBytes(): number {
+    return this.classes.reduce((n, c) => n + c.chunks.length * c.perChunk * c.size, 0);
+  }
 
   /** Keeps a value given as UTF-8 bytes; returns its ref. */
   store(bytes: Uint8Array): ValueRef {
@@ -95,16 +97,9 @@ export class ValueArena {
     return ref;
   }
 
-  /** Keeps a value given as a string; returns its ref. */
+  /** Keeps a value given as a string (images in the earlier JSON form); returns its ref. */
   storeString(value: string): ValueRef {
-    const n = Buffer.byteLength(value);
-    if (n > MAX_SLOT_VALUE_BYTES) return value;
-    const ref = this.take(n);
-    const buf = this.chunk(ref);
-    const at = this.offset(ref);
-    buf.writeUInt16BE(n, at);
-    buf.write(value, at + LENGTH_BYTES);
-    return ref;
+    return Buffer.byteLength(value) > MAX_SLOT_VALUE_BYTES ? value : this.store(Buffer.from(value));
   }
 
   read(ref: ValueRef): string {
@@ -140,10 +135,7 @@ export class ValueArena {
     if (slot === undefined) {
       if (c.used > SLOT_MASK) throw new Error(`the key-value store holds more than ${SLOT_MASK + 1} values of ${c.size - LENGTH_BYTES} bytes or less`);
       slot = c.used++;
-      if (slot >= c.chunks.length * c.perChunk) {
-        c.chunks.push(Buffer.allocUnsafeSlow(c.perChunk * c.size));
-        this.allocatedBytes += c.perChunk * c.size;
-      }
+      if (slot >= c.chunks.length * c.perChunk) c.chunks.push(Buffer.allocUnsafeSlow(c.perChunk * c.size));
     }
     return (ci << SLOT_BITS) | slot;
   }
