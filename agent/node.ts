@@ -469,7 +469,12 @@ export class Agent extends EventEmitter {
         this.feedProposals();
         this.issueReads();
         if (!this.raw.hasReady()) break;
-        await this.handleReady(this.raw.ready());
+        this.readyStartedAt = Date.now();
+        try {
+          await this.processReady(this.raw.ready());
+        } finally {
+          this.readyStartedAt = 0;
+        }
       }
     } catch (e) {
       this.fail(e as Error, 'the replication loop');
@@ -508,15 +513,6 @@ export class Agent extends EventEmitter {
     return stuckMs > Math.max(5000, 2 * this.opts.electionTimeoutMs) ? 'ERROR' : 'RUNNING';
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
-    this.readyStartedAt = Date.now();
-    try {
-      await this.processReady(rd);
-    } finally {
-      this.readyStartedAt = 0;
-    }
-  }
-
   private async processReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // Leader appends and heartbeats do not depend on the leader's own disk write (thesis
@@ -537,7 +533,7 @@ export class Agent extends EventEmitter {
     if (rd.entries.length > 0) this.learnAddresses(rd.entries);
     if (rd.snapshot || rd.entries.some((e) => e.type === EntryType.ConfChange)) this.checkMembership();
     if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
-      const t0 = process.hrtime.bigint();
+      const t0 = performance.now();
       try {
         await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
       } catch (e) {
@@ -547,7 +543,7 @@ export class Agent extends EventEmitter {
       }
       if (rd.hardState) this.durableTermVote = { term: rd.hardState.term, vote: rd.hardState.vote };
       if (rd.entries.length > 0 || rd.snapshot) {
-        this.metrics.fsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        this.metrics.fsyncDuration.observe((performance.now() - t0) / 1000);
         if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);
       }
     }
@@ -559,7 +555,6 @@ export class Agent extends EventEmitter {
     this.raw.advance(rd);
     this.releaseReads();
     this.releaseApplyWaiters();
-    this.updateGauges();
     this.maybeSnapshot();
   }
 
@@ -829,11 +824,11 @@ export class Agent extends EventEmitter {
   /** Moves queued proposals into the core, at most batch_size per Ready. */
   private feedProposals(): void {
     if (this.proposalQueue.length === 0) return;
-    const st = this.raw.status();
-    if (st.lastIndex - st.hardState.commit >= (this.opts.maxUncommittedEntries ?? 100000)) {
+    const uncommitted = this.raw.uncommittedEntries();
+    if (uncommitted >= (this.opts.maxUncommittedEntries ?? 100000)) {
       this.failQueued(
         new AgentError(
-          `${st.lastIndex - st.hardState.commit} writes are waiting for a quorum; refusing more until the followers catch up`,
+          `${uncommitted} writes are waiting for a quorum; refusing more until the followers catch up`,
           'unavailable',
         ),
       );
@@ -1096,23 +1091,6 @@ export class Agent extends EventEmitter {
 
   memberAddress(id: NodeId): MemberContext | undefined {
     return this.addresses.get(id);
-  }
-
-  private updateGauges(): void {
-    const st = this.raw.status();
-    const m = this.metrics;
-    m.term.set(st.hardState.term);
-    m.leaderId.set(st.softState.lead);
-    m.isLeader.set(st.softState.role === StateRole.Leader ? 1 : 0);
-    m.commitIndex.set(st.hardState.commit);
-    m.appliedIndex.set(this.fsm.appliedIndex);
-    m.lastIndex.set(st.lastIndex);
-    m.logSize.set(Math.max(0, st.lastIndex - st.firstIndex + 1));
-    m.members.set({ role: 'voter' }, st.config.voters.length);
-    m.members.set({ role: 'learner' }, st.config.learners.length);
-    if (st.progress) {
-      for (const [id, pr] of st.progress) m.peerLag.set({ peer: String(id) }, Math.max(0, st.lastIndex - pr.match));
-    }
   }
 
   // ---- lifecycle -------------------------------------------------------------------------

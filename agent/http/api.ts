@@ -63,6 +63,9 @@ interface Route {
   handle(this: ApiServer, call: Call, body: Buffer): Promise<void> | void;
 }
 
+/** Refuses malformed UTF-8 instead of replacing it; one decoder serves every request. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 const controlBody = { limit: () => MAX_CONTROL_BODY_BYTES, what: 'request body' };
 
 /**
@@ -283,7 +286,7 @@ export class ApiServer {
     const key = this.key(call);
     let value: string;
     try {
-      value = new TextDecoder('utf-8', { fatal: true }).decode(body);
+      value = strictUtf8.decode(body);
     } catch {
       throw new ApiError(400, 'the value is not valid UTF-8 text', 'send text, or encode binary data (base64) before storing it');
     }

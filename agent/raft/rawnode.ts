@@ -265,6 +265,15 @@ export class RawNode {
     this.readyInFlight = false;
   }
 
+  /**
+   * Entries in the log beyond the commit index: what a leader has accepted and not yet
+   * replicated to a quorum. status() without its copies, for the write path.
+   */
+  uncommittedEntries(): number {
+    const log = this.raft.raftLog;
+    return log.lastIndex() - log.committed;
+  }
+
   status(): Status {
     const r = this.raft;
     return {

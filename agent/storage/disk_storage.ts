@@ -213,9 +213,9 @@ export class DiskStorage implements Storage {
    * that was durable, and Raft relearns the rest from the leader.
    */
   save(req: SaveRequest): Promise<void> {
-    return this.mutation(async () => {
+    return this.mutation(() => {
       const plan = this.plan(req);
-      await this.io(() => this.persist(plan));
+      return this.io(() => this.persist(plan));
     });
   }
 
@@ -504,24 +504,38 @@ export class DiskStorage implements Storage {
     return run;
   }
 
+  /** exclusive, refused once the storage is closed or has failed. */
   private mutation<T>(op: () => Promise<T>): Promise<T> {
-    return this.exclusive(async () => {
+    return this.exclusive(() => {
       if (this.closed) throw new StorageClosedError(this.layout.dataDir);
       if (this.failure) throw this.failure;
       return op();
     });
   }
 
-  /** Disk I/O whose failure fails the storage for good (see StorageFailedError). */
-  private async io<T>(op: () => Promise<T>): Promise<T> {
+  /**
+   * Disk I/O whose failure fails the storage for good (see StorageFailedError). Plain promise
+   * chaining rather than async/await: every log append passes through here.
+   */
+  private io<T>(op: () => Promise<T>): Promise<T> {
+    let run: Promise<T>;
     try {
-      return await op();
+      run = op();
     } catch (e) {
-      if (!this.failure) {
-        this.failure = new StorageFailedError(this.layout.dataDir, e);
-        this.logger.error(this.failure.message, { code: this.failure.code });
-      }
-      throw this.failure;
+      return Promise.reject(this.failWith(e));
     }
+    return run.catch((e: unknown) => {
+      throw this.failWith(e);
+    });
   }
+
+  /** Records the first I/O failure (later ones are its consequences) and returns it. */
+  private failWith(e: unknown): StorageFailedError {
+    if (!this.failure) {
+      this.failure = new StorageFailedError(this.layout.dataDir, e);
+      this.logger.error(this.failure.message, { code: this.failure.code });
+    }
+    return this.failure;
+  }
+
 }
