@@ -3,94 +3,25 @@
  * node's --cpu-prof (written when the process exits), the load runs, the agents stop with
  * SIGTERM, and the leader's profile is kept and summarized: the functions and the files that
  * use the most CPU themselves (self time) during the measured load window, as percent of the
- * time the process was not idle.
+ * time the process was not idle, and a flame graph of that window (flamegraph.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO } from './paths';
 import { trackDir } from './cleanup';
+import { CpuProfile, ProfileSummary, summarizeProfile } from './cpuprofile';
+import { flameGraphSvg, foldedText, foldStacks } from './flamegraph';
 import { runLoad } from './loadgen';
 import { PgraftCluster } from './pgraft';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-}
-
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
-
-export interface FrameShare {
-  name: string;
-  selfMs: number;
-  /** Percent of the non-idle time. */
-  percent: number;
-}
-
-export interface ProfileResult {
+export interface ProfileResult extends ProfileSummary {
   file: string;
+  /** The load window's flame graph (SVG), and its stacks folded for other tools. */
+  flameGraph: string;
+  folded: string;
   concurrency: number;
   opsPerSec: number;
-  /** The samples summarized: the measured load window, or the whole profile if it could not be placed. */
-  window: 'load' | 'whole profile';
-  totalMs: number;
-  busyMs: number;
-  topFunctions: FrameShare[];
-  topFiles: FrameShare[];
-}
-
-function shortUrl(url: string): string {
-  if (!url) return '(native)';
-  return url.replace(/^file:\/\//, '').replace(`${REPO}/`, '');
-}
-
-/**
- * Self time by function and by file. `window` (µs on the monotonic clock, which V8's profile
- * timestamps and process.hrtime share on Linux) keeps only the samples taken inside it.
- */
-export function summarizeProfile(p: CpuProfile, window: [number, number] | null, top = 15): Omit<ProfileResult, 'file' | 'concurrency' | 'opsPerSec'> {
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const selfUs = new Map<number, number>();
-  let at = p.startTime;
-  let inside = 0;
-  for (let i = 0; i < p.samples.length; i++) {
-    at += p.timeDeltas[i] ?? 0;
-    const dt = p.timeDeltas[i + 1] ?? 0; // a sample's time runs until the next one
-    if (window && (at < window[0] || at > window[1])) continue;
-    inside++;
-    selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + dt);
-  }
-  if (window && inside === 0) return summarizeProfile(p, null, top);
-  const fn = new Map<string, number>();
-  const file = new Map<string, number>();
-  let total = 0;
-  let idle = 0;
-  for (const [id, us] of selfUs) {
-    const cf = byId.get(id)!.callFrame;
-    total += us;
-    if (cf.functionName === '(idle)') {
-      idle += us;
-      continue;
-    }
-    const where = shortUrl(cf.url);
-    const name = `${cf.functionName || '(anonymous)'} ${cf.url ? `${where}:${cf.lineNumber + 1}` : ''}`.trim();
-    fn.set(name, (fn.get(name) ?? 0) + us);
-    const f = cf.url ? where : cf.functionName;
-    file.set(f, (file.get(f) ?? 0) + us);
-  }
-  const busy = total - idle;
-  const rank = (m: Map<string, number>) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
-      .map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), percent: Math.round((us / busy) * 1000) / 10 }));
-  return { window: window ? 'load' : 'whole profile', totalMs: Math.round(total / 1000), busyMs: Math.round(busy / 1000), topFunctions: rank(fn), topFiles: rank(file) };
 }
 
 export async function runProfile(
@@ -114,7 +45,21 @@ export async function runProfile(
   if (!name) throw new Error(`no CPU profile of the leader (pid ${pid}) in ${dir}: ${fs.readdirSync(dir).join(', ')}`);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.copyFileSync(path.join(dir, name), outFile);
-  const summary = summarizeProfile(JSON.parse(fs.readFileSync(outFile, 'utf8')) as CpuProfile, [from, from + o.durationMs * 1000]);
-  log(`  profiled leader pgraft-${leader.id} at c=${o.concurrency}: ${r.opsPerSec.toFixed(0)} ops/s under the profiler; ${path.relative(REPO, outFile)}`);
-  return { file: path.relative(REPO, outFile), concurrency: o.concurrency, opsPerSec: r.opsPerSec, ...summary };
+  const profile = JSON.parse(fs.readFileSync(outFile, 'utf8')) as CpuProfile;
+  const window: [number, number] = [from, from + o.durationMs * 1000];
+  const summary = summarizeProfile(profile, window);
+  const folded = foldStacks(profile, summary.window === 'load' ? window : null);
+  const base = outFile.replace(/\.cpuprofile$/, '');
+  fs.writeFileSync(`${base}.folded`, foldedText(folded));
+  const title = `pgraft leader at c=${o.concurrency}: ${r.opsPerSec.toFixed(0)} ops/s under the profiler (${summary.window})`;
+  fs.writeFileSync(`${base}.svg`, flameGraphSvg(folded, title));
+  log(`  profiled leader pgraft-${leader.id} at c=${o.concurrency}: ${r.opsPerSec.toFixed(0)} ops/s under the profiler; ${path.relative(REPO, outFile)}, flame graph ${path.relative(REPO, `${base}.svg`)}`);
+  return {
+    file: path.relative(REPO, outFile),
+    flameGraph: path.relative(REPO, `${base}.svg`),
+    folded: path.relative(REPO, `${base}.folded`),
+    concurrency: o.concurrency,
+    opsPerSec: r.opsPerSec,
+    ...summary,
+  };
 }

@@ -231,6 +231,7 @@ export function render(r: Results): string {
   if (r.profile) {
     const p = r.profile;
     out.push('', `CPU profile of the leader at c=${p.concurrency} (${fmt(p.opsPerSec, 0)} ops/s under the profiler; ${p.window}: busy ${p.busyMs} of ${p.totalMs} ms): ${p.file}`);
+    if (p.flameGraph) out.push(`flame graph of the ${p.window}: ${p.flameGraph} (open it in a browser; folded stacks for other tools: ${p.folded})`);
     out.push(table(['self time, by function', '%'], p.topFunctions.slice(0, 12).map((f) => [f.name, fmt(f.percent, 1)])));
     out.push(table(['self time, by file', '%'], p.topFiles.slice(0, 10).map((f) => [f.name, fmt(f.percent, 1)])));
   }
