@@ -25,12 +25,15 @@ import { quantile, round } from './stats';
 import { runThroughput, ThroughputResult } from './throughput';
 
 const PHASES = ['throughput', 'soak', 'failover', 'profile', 'sql', 'restart'] as const;
+/** Clients of the unmeasured load that runs each system's code hot before it is measured. */
+const PREWARM_CONCURRENCY = 16;
 type Phase = (typeof PHASES)[number];
 
 interface Options {
   quick: boolean;
   durationSec: number;
   warmupSec: number;
+  prewarmSec: number;
   idleSec: number;
   concurrency: number[];
   valueBytes: number;
@@ -53,6 +56,8 @@ const HELP = `npm run bench -- [options]
   --quick                 short runs: 2 s per load run, 1-minute soak, 3 failover trials, 100,000-entry restart, no profile
   --duration SEC          measured seconds per load run (default 10; quick 2)
   --warmup SEC            unmeasured seconds before each load run (default 1; quick 0.5)
+  --prewarm SEC           unmeasured seconds of c=${PREWARM_CONCURRENCY} load on each system before its first run and before
+                          the CPU profile, so that what is measured runs compiled code (default 3; quick 1; 0: none)
   --concurrency LIST      closed-loop clients per run (default 1,16,64,256)
   --value-bytes N         value size (default 256)
   --generators N          load generator processes per run (default 1)
@@ -74,6 +79,7 @@ function parseArgs(argv: string[]): Options {
     quick,
     durationSec: quick ? 2 : 10,
     warmupSec: quick ? 0.5 : 1,
+    prewarmSec: quick ? 1 : 3,
     idleSec: quick ? 1 : 3,
     concurrency: [1, 16, 64, 256],
     valueBytes: 256,
@@ -103,6 +109,12 @@ function parseArgs(argv: string[]): Options {
       case '--quick': break;
       case '--duration': o.durationSec = num(next(), a); break;
       case '--warmup': o.warmupSec = Number(next()); break;
+      case '--prewarm': {
+        const v = Number(next());
+        if (!Number.isFinite(v) || v < 0) throw new Error(`${a} needs a number of seconds, 0 or more`);
+        o.prewarmSec = v;
+        break;
+      }
       case '--concurrency': o.concurrency = next().split(',').map((v) => num(v, a)); break;
       case '--value-bytes': o.valueBytes = num(next(), a); break;
       case '--generators': o.generators = num(next(), a); break;
@@ -229,9 +241,10 @@ async function main(): Promise<void> {
     const etcd = await EtcdCluster.create(os.tmpdir(), 3);
     await Promise.all([pg.startAll(), etcd.startAll()]);
     if (has('throughput')) {
-      log(`throughput (${o.durationSec} s per run after ${o.warmupSec} s warm-up)`);
+      log(`throughput (${o.durationSec} s per run after ${o.warmupSec} s warm-up; first ${o.prewarmSec} s at c=${PREWARM_CONCURRENCY} on each system, not measured)`);
       const rss = new RssSampler(() => pg.procs(), 500);
-      throughput = await runThroughput(pg, etcd, { concurrency: o.concurrency, idleMs: o.idleSec * 1000, ...load }, rss, log);
+      const prewarm = { prewarmMs: o.prewarmSec * 1000, prewarmConcurrency: PREWARM_CONCURRENCY };
+      throughput = await runThroughput(pg, etcd, { concurrency: o.concurrency, idleMs: o.idleSec * 1000, ...prewarm, ...load }, rss, log);
       const samples = rss.stop();
       const c64 = throughput.runs.find((r) => r.system === 'pgraft' && r.concurrency === 64);
       const idle = throughput.idleBefore.find((i) => i.system === 'pgraft')!.servers;
@@ -263,7 +276,9 @@ async function main(): Promise<void> {
     if (has('profile')) {
       const pc = o.profileConcurrency;
       log(`CPU profile of the pgraft leader at c=${pc}`);
-      profile = await runProfile(pg, { concurrency: pc, ...load }, path.join(o.results, `pgraft-leader-c${pc}.cpuprofile`), log);
+      // The agents restart under the profiler: their code is compiled again during the warm-up.
+      const warmupMs = (o.warmupSec + o.prewarmSec) * 1000;
+      profile = await runProfile(pg, { concurrency: pc, ...load, warmupMs }, path.join(o.results, `pgraft-leader-c${pc}.cpuprofile`), log);
     }
     await pg.stopAll();
     await cleanupAgents();
