@@ -133,7 +133,15 @@ class Reader {
     return hi * 0x100000000 + lo;
   }
 
-  /** A copy, so that entries do not pin the whole segment buffer in memory. */
+  /** The next n bytes, as a view into the buffer (no copy). */
+  view(n: number): Uint8Array {
+    this.need(n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** A copy, so that what is kept does not pin the whole buffer it was read from. */
   bytes(n: number): Uint8Array {
     this.need(n);
     const out = new Uint8Array(n);
@@ -267,6 +275,10 @@ export function zerosFrom(buf: Uint8Array, off: number): boolean {
   return true;
 }
 
+/**
+ * Reads the record framed at `off`. Its entries' data are views into `buf`: a caller that
+ * keeps them copies what it keeps (recovery copies each segment's kept records at once).
+ */
 export function readFrame(buf: Uint8Array, off: number): FrameResult {
   const remaining = buf.length - off;
   if (remaining < RECORD_FRAME_BYTES) {
@@ -303,7 +315,7 @@ function decodePayload(buf: Uint8Array, start: number, end: number): LogRecord {
     const term = r.u64();
     const type = r.u8();
     if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new Malformed(`unknown entry type ${type}`);
-    const data = r.bytes(r.u32());
+    const data = r.view(r.u32());
     entries.push({ index: first + i, term, type, data });
   }
   if (r.pos !== end) throw new Malformed(`${end - r.pos} unexpected bytes after the entries`);

@@ -116,6 +116,8 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     expected = header.firstRecord;
 
     let off = SEGMENT_HEADER_BYTES;
+    /** Where the first record replayed from this segment begins (null: none yet). */
+    let keptFrom: number | null = null;
     while (off < buf.length) {
       // The next segment's header checks that nothing is missing from an earlier one.
       if (zerosFrom(buf, off)) break;
@@ -130,9 +132,13 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
         throw new StorageCorruptionError(file, off, `found record ${rec.record} where record ${expected} belongs`);
       }
       expected++;
-      if (rec.record >= start.record) replay.apply(rec.commit, rec.entries, { segment, record: rec.record }, file, off);
+      if (rec.record >= start.record) {
+        keptFrom ??= off;
+        replay.apply(rec.commit, rec.entries, { segment, record: rec.record }, file, off);
+      }
       off = frame.end;
     }
+    if (keptFrom !== null) replay.keepCopy(buf, keptFrom, off);
     endOfLog = off;
     fileEnd = buf.length;
   }
@@ -258,6 +264,24 @@ class Replay {
       if (first === 0) first = e.index;
     }
     if (first !== 0) this.index.add(first, pos);
+  }
+
+  /**
+   * The entries applied from a segment are views into the whole file just read. Copies
+   * bytes from..to of it (the records replayed) into a buffer of their own and points those
+   * entries at it: one allocation for the segment rather than one per entry, and nothing of
+   * the file that the log no longer needs is kept. They are the end of the log: records
+   * only ever replace a suffix of it.
+   */
+  keepCopy(file: Uint8Array, from: number, to: number): void {
+    const kept = Buffer.allocUnsafeSlow(to - from);
+    kept.set(file.subarray(from, to));
+    const base = file.byteOffset + from;
+    for (let k = this.entries.length - 1; k >= 0 && this.entries[k].data.buffer === file.buffer; k--) {
+      const e = this.entries[k];
+      const at = e.data.byteOffset - base;
+      this.entries[k] = { ...e, data: kept.subarray(at, at + e.data.length) };
+    }
   }
 }
 

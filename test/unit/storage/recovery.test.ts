@@ -207,4 +207,41 @@ describe('DiskStorage recovery', () => {
     expect(storage.initialState().hardState.term).toBe(1);
     await storage.close();
   });
+  test('recovered entries share one copy per segment of the records replayed, not the file they were read from', async () => {
+    const file = await threeRecords(); // records: entries 1-3, 4-6, 7-9
+    const { storage } = await h.open();
+    await storage.createSnapshot(5, { voters: [1], learners: [] }, Buffer.from('state'));
+    await storage.close();
+    const { offsets, end } = segmentRecords(file);
+
+    const { storage: again } = await h.open();
+    const kept = again.entries(again.firstIndex(), again.lastIndex() + 1);
+    expect(logOf(again)).toEqual(plain(ents(6, 9, 1)));
+    // Replay starts at the record that holds entry 6: records 2 and 3 are copied, the
+    // first record and the preallocated zeros after the last are not.
+    const buffers = new Set(kept.map((e) => e.data.buffer));
+    expect(buffers.size).toBe(1);
+    expect(kept[0].data.buffer.byteLength).toBe(end - offsets[1]);
+    expect((await fsp.stat(file)).size).toBeGreaterThan(end);
+    await again.close();
+  });
+
+  test('entries recovered from several segments keep one buffer per segment', async () => {
+    const { storage } = await h.open({ segmentBytes: 200 });
+    await storage.save({ entries: ents(1, 5, 1) });
+    await storage.save({ entries: ents(6, 10, 1) });
+    await storage.save({ entries: ents(9, 12, 2) }); // replaces 9-10 in the second segment's successor
+    await storage.close();
+    const files = await segmentFiles(h.dir());
+    expect(files.length).toBe(3);
+
+    const { storage: again } = await h.open({ segmentBytes: 200 });
+    const kept = again.entries(1, again.lastIndex() + 1);
+    expect(logOf(again)).toEqual(plain([...ents(1, 8, 1), ...ents(9, 12, 2)]));
+    const bySegment = [kept.slice(0, 5), kept.slice(5, 8), kept.slice(8)].map((es) => new Set(es.map((e) => e.data.buffer)));
+    expect(bySegment.map((b) => b.size)).toEqual([1, 1, 1]);
+    expect(new Set(bySegment.map((b) => [...b][0])).size).toBe(3);
+    for (const b of bySegment) expect([...b][0].byteLength).toBeLessThan(200);
+    await again.close();
+  });
 });
