@@ -276,8 +276,25 @@ export function zerosFrom(buf: Uint8Array, off: number): boolean {
 }
 
 /**
+ * Where, from `off` on, the first record numbered `from` or later begins (null: none), and
+ * where the run of plausibly framed records ends. Reads only frame lengths and record
+ * numbers: no checksum, no decoding; readFrame judges every record this passes over.
+ */
+export function recordSpan(buf: Uint8Array, off: number, from: number): { start: number | null; end: number } {
+  let start: number | null = null;
+  while (buf.length - off >= RECORD_FRAME_BYTES + RECORD_PAYLOAD_MIN) {
+    const len = u32At(buf, off);
+    if (len < RECORD_PAYLOAD_MIN || len > MAX_RECORD_BYTES || off + RECORD_FRAME_BYTES + len > buf.length) break;
+    const record = u32At(buf, off + RECORD_FRAME_BYTES) + u32At(buf, off + RECORD_FRAME_BYTES + 4) * 0x100000000;
+    if (start === null && record >= from) start = off;
+    off += RECORD_FRAME_BYTES + len;
+  }
+  return { start, end: off };
+}
+
+/**
  * Reads the record framed at `off`. Its entries' data are views into `buf`: a caller that
- * keeps them copies what it keeps (recovery copies each segment's kept records at once).
+ * keeps them reads from a copy of what it keeps (recovery: see recordSpan).
  */
 export function readFrame(buf: Uint8Array, off: number): FrameResult {
   const remaining = buf.length - off;

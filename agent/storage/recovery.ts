@@ -7,6 +7,7 @@ import {
   encodeSegmentHeader,
   LogPosition,
   readFrame,
+  recordSpan,
   SEGMENT_HEADER_BYTES,
   zerosFrom,
 } from './format';
@@ -116,12 +117,23 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     expected = header.firstRecord;
 
     let off = SEGMENT_HEADER_BYTES;
-    /** Where the first record replayed from this segment begins (null: none yet). */
-    let keptFrom: number | null = null;
+    // The records replayed are read from a copy of their own byte range: the entries kept
+    // are views into one buffer per segment that holds nothing else (not the records before
+    // the snapshot's log start, not the preallocated zeros), made without a copy per entry.
+    const span = recordSpan(buf, off, start.record);
+    const keptFrom = span.start ?? span.end;
+    const kept = keptFrom < span.end ? copyOf(buf.subarray(keptFrom, span.end)) : null;
     while (off < buf.length) {
       // The next segment's header checks that nothing is missing from an earlier one.
       if (zerosFrom(buf, off)) break;
-      const frame = readFrame(buf, off);
+      // base: the file offset at which the buffer read from begins (the copy's, or the file's).
+      let base = kept !== null && off >= keptFrom && off < span.end ? keptFrom : 0;
+      let frame = base > 0 ? readFrame(kept!, off - base) : readFrame(buf, off);
+      if (base > 0 && !frame.ok) {
+        // A bad record is judged on the file itself, which may go on past the copy.
+        base = 0;
+        frame = readFrame(buf, off);
+      }
       if (!frame.ok) {
         if (!(last && frame.tornLike)) throw new StorageCorruptionError(file, off, frame.reason);
         torn = { file, offset: off, bytes: buf.length - off, reason: frame.reason };
@@ -132,13 +144,9 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
         throw new StorageCorruptionError(file, off, `found record ${rec.record} where record ${expected} belongs`);
       }
       expected++;
-      if (rec.record >= start.record) {
-        keptFrom ??= off;
-        replay.apply(rec.commit, rec.entries, { segment, record: rec.record }, file, off);
-      }
-      off = frame.end;
+      if (rec.record >= start.record) replay.apply(rec.commit, rec.entries, { segment, record: rec.record }, file, off);
+      off = base + frame.end;
     }
-    if (keptFrom !== null) replay.keepCopy(buf, keptFrom, off);
     endOfLog = off;
     fileEnd = buf.length;
   }
@@ -265,24 +273,13 @@ class Replay {
     }
     if (first !== 0) this.index.add(first, pos);
   }
+}
 
-  /**
-   * The entries applied from a segment are views into the whole file just read. Copies
-   * bytes from..to of it (the records replayed) into a buffer of their own and points those
-   * entries at it: one allocation for the segment rather than one per entry, and nothing of
-   * the file that the log no longer needs is kept. They are the end of the log: records
-   * only ever replace a suffix of it.
-   */
-  keepCopy(file: Uint8Array, from: number, to: number): void {
-    const kept = Buffer.allocUnsafeSlow(to - from);
-    kept.set(file.subarray(from, to));
-    const base = file.byteOffset + from;
-    for (let k = this.entries.length - 1; k >= 0 && this.entries[k].data.buffer === file.buffer; k--) {
-      const e = this.entries[k];
-      const at = e.data.byteOffset - base;
-      this.entries[k] = { ...e, data: kept.subarray(at, at + e.data.length) };
-    }
-  }
+/** A copy in a buffer of its own (not a slice of Node's shared pool, which it would pin). */
+function copyOf(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
 }
 
 async function readHardState(fs: FsOps, layout: Layout): Promise<HardState> {
