@@ -117,12 +117,14 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
     expected = header.firstRecord;
 
     let off = SEGMENT_HEADER_BYTES;
-    // The records replayed are read from a copy of their own byte range: the entries kept
-    // are views into one buffer per segment that holds nothing else (not the records before
-    // the snapshot's log start, not the preallocated zeros), made without a copy per entry.
+    // The entries kept are views into one buffer per segment, not a copy each. When the
+    // records replayed are a small part of the file (the rest: records before the snapshot's
+    // log start, preallocated zeros), they are read from a copy of their own byte range, so
+    // that the rest is not kept; when they are most of it, from the file itself.
     const span = recordSpan(buf, off, start.record);
     const keptFrom = span.start ?? span.end;
-    const kept = keptFrom < span.end ? copyOf(buf.subarray(keptFrom, span.end)) : null;
+    const keptBytes = span.end - keptFrom;
+    const kept = keptBytes > 0 && keptBytes * 4 < buf.length * 3 ? copyOf(buf.subarray(keptFrom, span.end)) : null;
     while (off < buf.length) {
       // The next segment's header checks that nothing is missing from an earlier one.
       if (zerosFrom(buf, off)) break;
