@@ -41,6 +41,9 @@ export interface ProfileSummary {
   topFiles: FrameShare[];
 }
 
+/** The function name V8 gives the samples taken while the process waited. */
+export const IDLE = '(idle)';
+
 function shortUrl(url: string): string {
   if (!url) return '(native)';
   return url.replace(/^file:\/\//, '').replace(`${REPO}/`, '');
@@ -82,7 +85,7 @@ export function summarizeProfile(p: CpuProfile, window: [number, number] | null,
   for (const [id, us] of selfUs) {
     const cf = byId.get(id)!.callFrame;
     total += us;
-    if (cf.functionName === '(idle)') {
+    if (cf.functionName === IDLE) {
       idle += us;
       continue;
     }

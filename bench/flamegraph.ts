@@ -7,12 +7,11 @@
  *   as wide as the share of the busy time spent in it and in what it called. Hovering a box
  *   shows its figures. Idle time is left out, so the full width is the busy time.
  */
-import { CpuProfile, frameName, selfTimeByNode } from './cpuprofile';
+import { CpuProfile, frameName, IDLE, selfTimeByNode } from './cpuprofile';
 
 /** Stack (frames joined by ';', outermost first) → microseconds sampled with it on top. */
 export type FoldedStacks = Map<string, number>;
 
-const IDLE = '(idle)';
 const ROOT = '(root)';
 
 /** The stacks sampled inside `window` (or in the whole profile), idle time left out. */

@@ -241,7 +241,8 @@ async function main(): Promise<void> {
     const etcd = await EtcdCluster.create(os.tmpdir(), 3);
     await Promise.all([pg.startAll(), etcd.startAll()]);
     if (has('throughput')) {
-      log(`throughput (${o.durationSec} s per run after ${o.warmupSec} s warm-up; first ${o.prewarmSec} s at c=${PREWARM_CONCURRENCY} on each system, not measured)`);
+      const prewarmNote = o.prewarmSec > 0 ? `; first ${o.prewarmSec} s at c=${PREWARM_CONCURRENCY} on each system, not measured` : '';
+      log(`throughput (${o.durationSec} s per run after ${o.warmupSec} s warm-up${prewarmNote})`);
       const rss = new RssSampler(() => pg.procs(), 500);
       const prewarm = { prewarmMs: o.prewarmSec * 1000, prewarmConcurrency: PREWARM_CONCURRENCY };
       throughput = await runThroughput(pg, etcd, { concurrency: o.concurrency, idleMs: o.idleSec * 1000, ...prewarm, ...load }, rss, log);

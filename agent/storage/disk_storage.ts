@@ -537,5 +537,4 @@ export class DiskStorage implements Storage {
     }
     return this.failure;
   }
-
 }

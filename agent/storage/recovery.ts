@@ -129,9 +129,10 @@ export async function recover(fs: FsOps, layout: Layout, logger: StorageLogger):
       // The next segment's header checks that nothing is missing from an earlier one.
       if (zerosFrom(buf, off)) break;
       // base: the file offset at which the buffer read from begins (the copy's, or the file's).
-      let base = kept !== null && off >= keptFrom && off < span.end ? keptFrom : 0;
-      let frame = base > 0 ? readFrame(kept!, off - base) : readFrame(buf, off);
-      if (base > 0 && !frame.ok) {
+      const inCopy = kept !== null && off >= keptFrom && off < span.end;
+      let base = inCopy ? keptFrom : 0;
+      let frame = inCopy ? readFrame(kept, off - base) : readFrame(buf, off);
+      if (inCopy && !frame.ok) {
         // A bad record is judged on the file itself, which may go on past the copy.
         base = 0;
         frame = readFrame(buf, off);
