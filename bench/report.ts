@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { ChainProbe } from './chain_probe';
 import type { FailoverResult } from './failover';
 import type { ProfileResult } from './profile';
 import type { RssSample } from './procstat';
@@ -26,6 +27,8 @@ export interface Machine {
   busyAtStart: boolean;
   /** fdatasync of a 4 kB write in the temporary directory, ms: rewriting allocated blocks, and appending. */
   fsyncProbe: { p50Ms: number; p99Ms: number; appendP50Ms: number; appendP99Ms: number };
+  /** The c=1 round trip of a write with no consensus software (chain_probe.ts); null without a throughput phase. */
+  chainProbe: ChainProbe | null;
 }
 
 export interface Resources {
@@ -161,6 +164,11 @@ export function render(r: Results): string {
     `machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGB} GB, node ${m.node}, etcd ${m.etcd ?? '-'}; load average at start ${m.loadAverageStart.map((v) => v.toFixed(2)).join(' ')}, at end ${m.loadAverageEnd.map((v) => v.toFixed(2)).join(' ')}${m.busyAtStart ? '  ** the machine was busy: figures are noisy **' : ''}`,
     `disk: write + fdatasync of 4 kB: in place p50 ${fmt(m.fsyncProbe.p50Ms)} ms, p99 ${fmt(m.fsyncProbe.p99Ms)} ms; appending p50 ${fmt(m.fsyncProbe.appendP50Ms)} ms, p99 ${fmt(m.fsyncProbe.appendP99Ms)} ms`,
   );
+  if (m.chainProbe) {
+    out.push(
+      `reference chain (HTTP to a leader, TCP to 2 followers, one O_DSYNC write on each, answer on 2 of 3; no consensus software): c=1 p50 ${fmt(m.chainProbe.p50Ms)} ms, p99 ${fmt(m.chainProbe.p99Ms)} ms`,
+    );
+  }
   if (r.throughput) {
     const cs = [...new Set(r.throughput.runs.map((x) => x.concurrency))];
     const rows = cs.map((c) => {
@@ -255,7 +263,7 @@ export function save(r: Results, dir: string): void {
     commit: r.commit,
     dirty: r.dirty,
     quick: r.quick,
-    machine: { cpus: r.machine.cpus, loadAverageStart: r.machine.loadAverageStart, loadAverageEnd: r.machine.loadAverageEnd, busyAtStart: r.machine.busyAtStart, fsyncP50Ms: r.machine.fsyncProbe.p50Ms, appendFsyncP50Ms: r.machine.fsyncProbe.appendP50Ms },
+    machine: { cpus: r.machine.cpus, loadAverageStart: r.machine.loadAverageStart, loadAverageEnd: r.machine.loadAverageEnd, busyAtStart: r.machine.busyAtStart, fsyncP50Ms: r.machine.fsyncProbe.p50Ms, appendFsyncP50Ms: r.machine.fsyncProbe.appendP50Ms, chainP50Ms: r.machine.chainProbe?.p50Ms ?? null },
     throughput: Object.fromEntries(
       [...new Set(r.throughput?.runs.map((x) => x.concurrency) ?? [])].map((c) => [`c${c}`, { pgraft: thr('pgraft', c), etcd: thr('etcd', c) }]),
     ),

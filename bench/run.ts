@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cleanupAgents } from '../test/support/agents';
 import { REPO } from './paths';
+import { runChainProbe } from './chain_probe';
 import { cleanupSync, installCleanupHandlers, trackDir } from './cleanup';
 import { ensureEtcd, EtcdCluster } from './etcd';
 import { etcdSubject, FailoverResult, pgraftSubject, runFailover } from './failover';
@@ -217,8 +218,13 @@ async function main(): Promise<void> {
     loadAverageEnd: [],
     busyAtStart: loadStart[0] > cpus.length / 2,
     fsyncProbe: fsyncProbe(),
+    chainProbe: null,
   };
   log(`machine: ${machine.cpus} CPUs, load average ${machine.loadAverageStart.join(' ')}, fdatasync p50 ${machine.fsyncProbe.p50Ms} ms (appending: ${machine.fsyncProbe.appendP50Ms} ms); etcd ${etcdVersion ?? '-'}`);
+  if (has('throughput')) {
+    machine.chainProbe = await runChainProbe({ prewarmMs: o.prewarmSec * 1000, durationMs: o.durationSec * 1000, valueBytes: o.valueBytes });
+    log(`reference chain, no consensus software: c=1 p50 ${machine.chainProbe.p50Ms} ms, p99 ${machine.chainProbe.p99Ms} ms`);
+  }
 
   let throughput: ThroughputResult | null = null;
   let failover: FailoverResult | null = null;
