@@ -61,6 +61,11 @@ export class Progress {
   probeSent = false;
   /** The highest commit index sent to this member (see Raft.broadcastCommit). */
   sentCommit = 0;
+  /**
+   * The last entry this member proposed through the leader (a forwarded proposal), until the
+   * member is sent a commit index that covers it; 0 when none waits (see Raft.maybeCommit).
+   */
+  awaitedCommit = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner: boolean) {

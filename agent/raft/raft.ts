@@ -90,6 +90,8 @@ export class Raft {
   private pendingReadIndexMessages: Message[] = [];
   /** Some node's removal is not yet committed (see departing()). */
   private hasDeparting = false;
+  /** Some member waits to hear that its forwarded proposal committed (see tellProposers()). */
+  private proposersWaiting = false;
   /** False while replaying the log at start-up, when membership "changes" are not news. */
   private started = false;
 
@@ -205,8 +207,10 @@ export class Raft {
       pr.probeSent = false;
       pr.pendingSnapshot = 0;
       pr.recentActive = false;
+      pr.awaitedCommit = 0;
       pr.inflights.reset();
     }
+    this.proposersWaiting = false;
     this.needBroadcast = false;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
@@ -595,6 +599,11 @@ export class Raft {
     }
     this.appendEntries(m.entries);
     this.needBroadcast = true;
+    const proposer = m.from === this.id ? undefined : this.prs.get(m.from);
+    if (proposer) {
+      proposer.awaitedCommit = this.raftLog.lastIndex();
+      this.proposersWaiting = true;
+    }
     return null;
   }
 
@@ -903,10 +912,15 @@ export class Raft {
     return true;
   }
 
-  /** Advances the commit index to what a majority of voters holds (current term only). */
+  /**
+   * Advances the commit index to what a majority of voters holds (current term only). A
+   * member whose forwarded proposal has now committed is told at once: its client waits for
+   * that member to apply the entry, while other commit advances travel lazily (broadcastCommit).
+   */
   maybeCommit(): boolean {
     const mci = committedIndex(this.conf.voters, (id) => this.matchOf(id));
     if (!this.raftLog.maybeCommit(mci, this.term)) return false;
+    if (this.proposersWaiting) this.tellProposers();
     if (this.hasDeparting) this.finishRemovals();
     if (this.pendingReadIndexMessages.length > 0 && this.committedEntryInCurrentTerm()) {
       const pending = this.pendingReadIndexMessages;
@@ -914,6 +928,19 @@ export class Raft {
       for (const m of pending) this.handleReadIndex(m);
     }
     return true;
+  }
+
+  /** Sends the commit index to each member whose forwarded proposal it now covers. */
+  private tellProposers(): void {
+    const committed = this.raftLog.committed;
+    let waiting = false;
+    for (const [id, pr] of this.prs) {
+      if (pr.awaitedCommit === 0) continue;
+      if (pr.awaitedCommit <= committed && pr.sentCommit < committed) this.maybeSendAppend(id, true);
+      if (pr.sentCommit >= pr.awaitedCommit) pr.awaitedCommit = 0;
+      else waiting = true;
+    }
+    this.proposersWaiting = waiting;
   }
 
   /** The driver reports entries durable up to `index`: the leader may now count itself. */

@@ -152,4 +152,27 @@ describe('log replication (§5.3)', () => {
     for (const id of [2, 3]) expect(c.appliedData(id)).toEqual(['a', 'b']);
     expect(leader.commitBroadcastPending()).toBe(false);
   });
+
+  test('a follower whose forwarded proposal commits is told at once; the other follower waits', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    c.flushCommits = false;
+    const before = c.delivered.length;
+    c.propose(2, 'via 2');
+    const index = c.get(1).node.status().hardState.commit;
+    expect(c.appliedData(1)).toEqual(['via 2']);
+    // Node 2's client waits for node 2 to apply its write: an empty append brings the commit.
+    expect(c.appliedData(2)).toEqual(['via 2']);
+    expect(c.get(2).node.status().hardState.commit).toBe(index);
+    const told = c.delivered.slice(before).filter((m) => m.type === MessageType.App && m.entries.length === 0);
+    expect(told.map((m) => [m.to, m.commit])).toEqual([[2, index]]);
+    // Node 3 proposed nothing: it learns of the commit lazily, as for the leader's own writes.
+    expect(c.appliedData(3)).toEqual([]);
+    expect(c.get(1).node.commitBroadcastPending()).toBe(true);
+    // Told once: the leader's next write does not send node 2 another empty append.
+    const mark = c.delivered.length;
+    c.propose(1, 'on 1');
+    expect(c.delivered.slice(mark).filter((m) => m.type === MessageType.App && m.entries.length === 0)).toEqual([]);
+    expect(c.appliedData(3)).toEqual(['via 2']);
+  });
 });
