@@ -83,9 +83,10 @@ export async function runSql(iterations: number, valueBytes: number, log: (s: st
       ['SELECT pgraft_get_leader()', onLeader, 'leader', 'SELECT pgraft_get_leader()', () => []],
       ['SELECT pgraft_kv_put(key, value)', onLeader, 'leader', 'SELECT pgraft_kv_put($1, $2)', (i) => [`sql-${i % 1000}`, value]],
       ['SELECT pgraft_kv_put(key, value)', onFollower, 'follower', 'SELECT pgraft_kv_put($1, $2)', (i) => [`sql-${i % 1000}`, value]],
+      ['SELECT pgraft_kv_get(key)', onLeader, 'leader', 'SELECT pgraft_kv_get($1)', (i) => [`sql-${i % 1000}`]],
     ];
     for (const [label, client, via, sql, params] of cases) {
-      const n = label.includes('kv_put') ? Math.max(1, Math.floor(iterations / 2)) : iterations;
+      const n = label.includes('kv_') ? Math.max(1, Math.floor(iterations / 2)) : iterations;
       const r = await time(client, sql, params, n, Math.min(50, n));
       figures.push({ statement: label, via, iterations: n, opsPerSec: r.ops, latencyMs: r.lat });
       log(`  ${label} on the ${via}'s PostgreSQL: p50 ${r.lat.p50.toFixed(2)} ms  p99 ${r.lat.p99.toFixed(2)} ms  (${r.ops.toFixed(0)}/s, ${n} calls)`);

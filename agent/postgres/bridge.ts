@@ -39,6 +39,8 @@ export interface BridgeOptions {
 const PROMOTION_CHECK_MS = 1000;
 /** How soon claiming requests is tried again after it failed (e.g. PostgreSQL restarting). */
 const DRAIN_RETRY_MS = 250;
+/** SQLSTATE of a function or procedure that does not exist. */
+const UNDEFINED_FUNCTION = '42883';
 /** How long stop() lets requests in progress finish before it closes the connection. */
 const STOP_GRACE_MS = 1000;
 
@@ -57,6 +59,8 @@ export class PostgresBridge {
   private finalState: WorkerState | null = null;
   private stopping = false;
   private draining = false;
+  /** The installed extension has pgraft._answer (1.2); cleared when a call finds it missing. */
+  private answerInOneCall = true;
   private drainAgain = false;
   private claimFailing = false;
   private publishFailing = false;
@@ -245,10 +249,26 @@ export class PostgresBridge {
     })();
   }
 
+  /** Runs a claimed request and answers it. */
   private async answer(id: string, op: string, args: unknown): Promise<void> {
-    const reply = await dispatch(this.options.control, op, args);
+    const reply = JSON.stringify(await dispatch(this.options.control, op, args));
+    if (this.answerInOneCall) {
+      try {
+        // Stores the reply, commits, then wakes the caller (extension 1.2 and later).
+        await this.db.query('CALL pgraft._answer($1, $2)', [id, reply]);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== UNDEFINED_FUNCTION) {
+          // Whatever failed, the caller must not wait for its timeout on a lock left held.
+          await this.db.query('SELECT pgraft._release($1)', [id]).catch(() => undefined);
+          throw err;
+        }
+        this.answerInOneCall = false;
+        this.log.info('the installed pgraft extension predates 1.2: answering requests in two calls; run scripts/install-extension, then restart the agent, to upgrade it');
+      }
+    }
     try {
-      await this.db.query('SELECT pgraft._reply($1, $2)', [id, JSON.stringify(reply)]);
+      await this.db.query('SELECT pgraft._reply($1, $2)', [id, reply]);
     } finally {
       // After the reply is committed: waking the caller earlier would show it no reply.
       await this.db.query('SELECT pgraft._release($1)', [id]).catch(() => undefined);

@@ -37,6 +37,7 @@ async function freshDatabase(name: string) {
 }
 
 const NEW_IN_1_1 = ['pgraft_kv_get_stats', 'pgraft_log_get_replication_status'];
+const CURRENT = '1.2';
 
 async function functionsOf(sql: Awaited<ReturnType<typeof pg.connect>>, names: string[]) {
   const { rows } = await sql.query('SELECT proname FROM pg_proc WHERE proname = ANY($1) ORDER BY 1', [names]);
@@ -49,10 +50,10 @@ test('CREATE EXTENSION pgraft VERSION 1.0, then ALTER EXTENSION pgraft UPDATE to
     await sql.query("CREATE EXTENSION pgraft VERSION '1.0'");
     expect(await value(sql, 'SELECT pgraft_get_version()')).toBe('1.0');
     expect(await functionsOf(sql, NEW_IN_1_1)).toEqual([]);
-    expect(await value(sql, "SELECT default_version FROM pg_available_extensions WHERE name = 'pgraft'")).toBe('1.1');
+    expect(await value(sql, "SELECT default_version FROM pg_available_extensions WHERE name = 'pgraft'")).toBe(CURRENT);
 
     await sql.query('ALTER EXTENSION pgraft UPDATE');
-    expect(await value(sql, 'SELECT pgraft_get_version()')).toBe('1.1');
+    expect(await value(sql, 'SELECT pgraft_get_version()')).toBe(CURRENT);
     expect(await functionsOf(sql, NEW_IN_1_1)).toEqual(NEW_IN_1_1);
     // The new functions are as closed as the old ones.
     const { rows } = await sql.query(
@@ -85,7 +86,7 @@ test('the agent installs the extension on start, or upgrades an old one', async 
   try {
     expect(await value(sql, "SELECT count(*) FROM pg_extension WHERE extname = 'pgraft'")).toBe('0');
     await bridge.start();
-    expect(await value(sql, 'SELECT pgraft_get_version()')).toBe('1.1');
+    expect(await value(sql, 'SELECT pgraft_get_version()')).toBe(CURRENT);
     await bridge.stop();
 
     await sql.query('DROP EXTENSION pgraft');
@@ -93,7 +94,7 @@ test('the agent installs the extension on start, or upgrades an old one', async 
     const upgrading = bridgeFor('agent_installs');
     await upgrading.start();
     try {
-      expect(await value(sql, 'SELECT pgraft_get_version()')).toBe('1.1');
+      expect(await value(sql, 'SELECT pgraft_get_version()')).toBe(CURRENT);
       expect((await sql.query('SELECT * FROM pgraft_kv_get_stats()')).rows).toHaveLength(1);
     } finally {
       await upgrading.stop();
@@ -103,6 +104,43 @@ test('the agent installs the extension on start, or upgrades an old one', async 
     await sql.end();
   }
 });
+
+test('the agent answers in one call from 1.2 on, and still answers an extension that predates it', async () => {
+  for (const [version, oneCall] of [['1.2', true], ['1.1', false]] as const) {
+    const database = `answers_${version.replace('.', '_')}`;
+    const sql = await freshDatabase(database);
+    // Sessions opened from now on count their function calls: the agent's will.
+    await sql.query(`ALTER DATABASE ${database} SET track_functions = 'all'`);
+    await sql.query(`CREATE EXTENSION pgraft VERSION '${version}'`);
+    const fake = new FakeControlPlane();
+    const bridge = new PostgresBridge({
+      conninfo: pg.conninfo('postgres', database),
+      control: fake,
+      status: () => fake.status(),
+      publishIntervalMs: PUBLISH_MS,
+      installExtension: false,
+    });
+    try {
+      await bridge.start();
+      expect(await value(sql, "SELECT pgraft_kv_put('k', 'v')")).toBe(true);
+      expect(await value(sql, "SELECT pgraft_kv_put('k', 'w')")).toBe(true);
+      expect(fake.kv.get('k')).toBe('w');
+      expect(await value(sql, 'SELECT count(*) FROM pgraft.request')).toBe('0');
+      const calls = async (name: string) =>
+        Number(await value(sql, `SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'pgraft' AND funcname = $1`, [name]));
+      await bridge.stop(); // its sessions end, and report their counts
+      await waitFor(`the agent's calls to be counted (extension ${version})`, async () => (await calls('_claim_pending')) >= 2, 20_000);
+      expect({ version, answer: await calls('_answer'), reply: await calls('_reply') }).toEqual({
+        version,
+        answer: oneCall ? 2 : 0,
+        reply: 2, // pgraft._answer calls it too
+      });
+    } finally {
+      await bridge.stop();
+      await sql.end();
+    }
+  }
+}, 60_000);
 
 test('a non-superuser conninfo is refused with the reason', async () => {
   const admin = await pg.connect();

@@ -79,7 +79,7 @@ test("a plain role's hand-made NOTIFYs on the agent's channel cause nothing", as
 
 test('status functions stay open to every role', async () => {
   expect(await value(app, 'SELECT pgraft_get_worker_state()')).toBe('RUNNING');
-  expect(await value(app, 'SELECT pgraft_get_version()')).toBe('1.1');
+  expect(await value(app, 'SELECT pgraft_get_version()')).toBe('1.2');
 });
 
 describe('argument checks', () => {

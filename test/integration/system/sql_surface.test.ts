@@ -74,7 +74,7 @@ const STEPS: Array<[RegExp, Step]> = [
       const restored = scene.sys.node(1);
       expect(await restored.value("SELECT count(*) FROM pg_extension WHERE extname = 'pgraft'")).toBe('0');
       await restored.query(statement);
-      expect(await restored.value('SELECT pgraft_get_version()')).toBe('1.1');
+      expect(await restored.value('SELECT pgraft_get_version()')).toBe('1.2');
       // No agent yet: the status functions say so.
       expect(await restored.value('SELECT pgraft_get_worker_state()')).toBe('STOPPED');
       restored.startAgent();
