@@ -1,6 +1,6 @@
 -- pgraft 1.1 -> 1.2: a request is answered sooner. The agent stores its reply and wakes the
--- caller in one call, and the caller looks for the agent's pickup after 0.2 ms instead of
--- 1 ms (most requests are picked up within 0.5 ms).
+-- caller in one call, and the caller's first look for the agent's pickup comes about 1 ms
+-- after it sent the request instead of 2 ms (see the naps in pgraft._call).
 
 \echo Use "ALTER EXTENSION pgraft UPDATE TO '1.2'" to load this file. \quit
 
@@ -47,6 +47,9 @@ BEGIN
       END;
     ELSE
       -- The agent usually has the request within 0.5 ms: look again soon, then less often.
+      -- pg_sleep waits whole milliseconds, rounded up, and pg_sleep(0.001) mostly two (its
+      -- wait can end a hair short and it waits again): the naps start below 1 ms so that the
+      -- first ones last about 1 ms each.
       PERFORM pg_catalog.pg_sleep(nap);
       nap := least(nap * 1.25, 0.01);
     END IF;
