@@ -30,8 +30,9 @@ export interface ChainProbe {
 }
 
 export interface ChainProbeOptions {
-  /** Unmeasured load at c=16 first, as the systems get (run.ts --prewarm). */
+  /** Unmeasured load first, as the systems get (run.ts --prewarm). */
   prewarmMs: number;
+  prewarmConcurrency: number;
   durationMs: number;
   valueBytes: number;
 }
@@ -191,7 +192,7 @@ export async function runChainProbe(o: ChainProbeOptions): Promise<ChainProbe> {
     const followers = [await startNode({ role: 'follower', file: path.join(dir, 'f1') }, kids), await startNode({ role: 'follower', file: path.join(dir, 'f2') }, kids)];
     const port = await startNode({ role: 'leader', file: path.join(dir, 'leader'), followers }, kids);
     const spec = { system: 'pgraft' as const, port, warmupMs: 0, valueBytes: o.valueBytes, keys: 1000, keyPrefix: 'chain-' };
-    if (o.prewarmMs > 0) await runLoad({ ...spec, concurrency: 16, durationMs: o.prewarmMs }, 1);
+    if (o.prewarmMs > 0) await runLoad({ ...spec, concurrency: o.prewarmConcurrency, durationMs: o.prewarmMs }, 1);
     const r = await runLoad({ ...spec, concurrency: 1, durationMs: o.durationMs }, 1);
     if (r.ops === 0) throw new Error(`the reference chain answered no write (statuses ${JSON.stringify(r.statuses)})`);
     return { p50Ms: round(r.latencyUs.p50 / 1000, 3), p99Ms: round(r.latencyUs.p99 / 1000, 3), opsPerSec: round(r.opsPerSec, 0) };

@@ -222,7 +222,7 @@ async function main(): Promise<void> {
   };
   log(`machine: ${machine.cpus} CPUs, load average ${machine.loadAverageStart.join(' ')}, fdatasync p50 ${machine.fsyncProbe.p50Ms} ms (appending: ${machine.fsyncProbe.appendP50Ms} ms); etcd ${etcdVersion ?? '-'}`);
   if (has('throughput')) {
-    machine.chainProbe = await runChainProbe({ prewarmMs: o.prewarmSec * 1000, durationMs: o.durationSec * 1000, valueBytes: o.valueBytes });
+    machine.chainProbe = await runChainProbe({ prewarmMs: o.prewarmSec * 1000, prewarmConcurrency: PREWARM_CONCURRENCY, durationMs: o.durationSec * 1000, valueBytes: o.valueBytes });
     log(`reference chain, no consensus software: c=1 p50 ${machine.chainProbe.p50Ms} ms, p99 ${machine.chainProbe.p99Ms} ms`);
   }
 

@@ -63,7 +63,7 @@ export class Progress {
   sentCommit = 0;
   /**
    * The last entry this member proposed through the leader (a forwarded proposal), until the
-   * member is sent a commit index that covers it; 0 when none waits (see Raft.maybeCommit).
+   * member is sent a commit index that covers it; 0 when none waits (see Raft.tellProposers).
    */
   awaitedCommit = 0;
   readonly inflights: Inflights;
