@@ -33,13 +33,14 @@ describe('value arena', () => {
     expect(arena.storeString(big)).toBe(big);
   });
 
-  test('a slot holds its value with at most an eighth to spare above 128 bytes, and at most 15 bytes below', () => {
+  test('a slot holds its value with at most a sixteenth to spare above 256 bytes, and at most 15 bytes below', () => {
     for (let n = 0; n <= MAX_SLOT_VALUE_BYTES; n++) {
       const size = slotSize(n);
       expect(size).toBeGreaterThanOrEqual(n + 2);
-      if (n + 2 > 128) expect(size).toBeLessThanOrEqual((n + 2) * 1.125);
+      if (n + 2 > 256) expect(size).toBeLessThanOrEqual((n + 2) * 1.0625);
       else expect(size).toBeLessThanOrEqual(n + 2 + 15);
     }
+    expect(slotSize(256)).toBe(272);
     expect(() => slotSize(MAX_SLOT_VALUE_BYTES + 1)).toThrow(/kept as a string/);
   });
 
