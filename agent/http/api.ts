@@ -255,9 +255,10 @@ export class ApiServer {
   }
 
   private key(call: Call): string {
-    let key: string;
+    let key = call.rest;
     try {
-      key = decodeURIComponent(call.rest);
+      // Only percent-escapes change; decoding allocates even when there are none.
+      if (key.includes('%')) key = decodeURIComponent(key);
     } catch {
       throw new ApiError(400, `the key in "${call.url.pathname}" is not valid percent-encoding`, 'percent-encode the key as in a URL path');
     }
