@@ -33,8 +33,8 @@ const SLOT_MASK = (1 << SLOT_BITS) - 1;
  * Slot sizes: every 16 bytes up to 256, then sixteen classes per doubling, so that above 256
  * bytes a slot is at most a sixteenth larger than the value (with its length) it holds. A
  * value of 256 bytes takes 272 (an eighth per doubling gave it 288: 6% more memory for what
- * is a common size). More classes cost little: a class takes memory only once a value of its
- * size is stored.
+ * is a common size). A class takes its first 256 kB buffer only once a value of its size is
+ * stored.
  */
 const CLASS_SIZES: readonly number[] = (() => {
   const sizes: number[] = [];
