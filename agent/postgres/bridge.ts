@@ -11,12 +11,11 @@
  * - publishes the state file the status functions read, every publishIntervalMs and on
  *   statusChanged(), and a final STOPPING/STOPPED on stop().
  */
-import { Client, ClientConfig } from 'pg';
-import createSubscriber, { Subscriber } from 'pg-listen';
 import pino, { Logger } from 'pino';
 import type { ControlPlane, StatusSnapshot, WorkerState } from './control';
 import { parseConninfo } from './conninfo';
 import { dispatch } from './dispatch';
+import { Client, ClientConfig, Subscriber, createSubscriber } from './pg_driver';
 import { writeStatusFile } from './status_file';
 
 /** The channel pgraft._call notifies (sql/pgraft--1.0.sql). */
