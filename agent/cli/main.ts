@@ -4,12 +4,12 @@ import './heap_at_start';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv } from 'yargs';
+import yargs from 'yargs/yargs';
 import { TIME_UNITS, parseNumber } from '../config/values';
 import { CommandError } from './client';
 import * as control from './control';
 import { ExitCode } from './exit_codes';
 import { runAgent } from './run_agent';
-import { loadYargs } from './yargs';
 
 type Action = () => Promise<number>;
 
@@ -67,7 +67,6 @@ function ctl(a: ControlArgs): control.ControlOptions {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const yargs = await loadYargs();
   let action: Action | null = null;
   let usageError: string | null = null;
   const set = (f: Action) => {
