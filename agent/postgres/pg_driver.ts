@@ -13,7 +13,7 @@ import type * as Pg from 'pg';
 import type * as PgListen from 'pg-listen';
 
 /** Runs `load` with `globalThis.Response` hidden; restores its property as it was. */
-export function withoutFetchGlobals<T>(load: () => T): T {
+export function withResponseHidden<T>(load: () => T): T {
   const response = Object.getOwnPropertyDescriptor(globalThis, 'Response');
   if (response === undefined || !response.configurable) return load();
   Object.defineProperty(globalThis, 'Response', { value: undefined, configurable: true, writable: true });
@@ -24,7 +24,7 @@ export function withoutFetchGlobals<T>(load: () => T): T {
   }
 }
 
-const modules = withoutFetchGlobals(() => ({
+const modules = withResponseHidden(() => ({
   // pg-listen requires pg itself: both load here, inside the window.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   pg: require('pg') as typeof Pg,

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { withoutFetchGlobals } from '../../../agent/postgres/pg_driver';
+import { withResponseHidden } from '../../../agent/postgres/pg_driver';
 import { REPO, assertBuilt } from '../../support/agents';
 
 /** Runs `script` in a fresh node (nothing loaded yet) from the checkout; returns its JSON answer. */
@@ -32,11 +32,11 @@ describe('loading pg', () => {
     expect(got).toEqual({ undici: probes, http2: probes, response: 'function' });
   });
 
-  test('withoutFetchGlobals hides Response while loading only, even when loading throws', () => {
+  test('withResponseHidden hides Response while loading only, even when loading throws', () => {
     const seen: string[] = [];
-    expect(withoutFetchGlobals(() => typeof Response)).toBe('undefined');
+    expect(withResponseHidden(() => typeof Response)).toBe('undefined');
     expect(() =>
-      withoutFetchGlobals(() => {
+      withResponseHidden(() => {
         seen.push(typeof Response);
         throw new Error('load failed');
       }),
