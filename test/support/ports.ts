@@ -28,7 +28,8 @@ const worker = (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % WORKER_BLOCKS;
 const blockStart = FIRST_PORT + worker * blockSize;
 let next = 0;
 
-function bindable(port: number): Promise<boolean> {
+/** Whether `port` can be bound on 127.0.0.1 now. */
+export function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
     s.once('error', () => resolve(false));

@@ -79,7 +79,8 @@ describe('metrics', () => {
   });
 
   test("the agent's heap settings hold from start-up and under writes: its young generation stays at 2 MB", async () => {
-    // Without them, loading the program alone grows it to 8 MB, and these writes to 16-32 MB.
+    // Without them, loading the program alone grows it to 8 MB; with them lost after start-up
+    // (as a worker thread's heap once did), these writes grew it to 8 MB.
     const c = await TestCluster.create({ size: 1 });
     c.startFounders();
     const leader = await c.waitLeader();

@@ -7,10 +7,10 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { REPO, cleanupAgents, tempDir } from '../../support/agents';
+import { bindable } from '../../support/ports';
 
 const SCRIPT = path.join(REPO, 'scripts', 'cluster');
 const NODES = [1, 2, 3];
@@ -53,14 +53,6 @@ function running(pid: number): boolean {
   }
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 async function sql(port: number, text: string, params: unknown[] = []): Promise<unknown> {
   const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
   await c.connect();
@@ -96,7 +88,7 @@ afterAll(async () => {
 
 test('scripts/cluster: start, stop (nothing left running), start again (data kept), clean', async () => {
   for (const port of [5433, 7001, 7011, 9100]) {
-    if (!(await portFree(port))) throw new Error(`port ${port} is in use: is a demo cluster running here? Stop it with scripts/cluster stop`);
+    if (!(await bindable(port))) throw new Error(`port ${port} is in use: is a demo cluster running here? Stop it with scripts/cluster stop`);
   }
   const parent = tempDir('pgraft-demo-');
   fs.chmodSync(parent, 0o755); // run as root, the demo runs as postgres and must reach its directory
