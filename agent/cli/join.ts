@@ -1,3 +1,4 @@
+import type * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Agent } from '../node';
 import { ApiAnswer, CommandError, callApi } from './client';
@@ -10,6 +11,8 @@ export interface JoinOptions {
   target: string;
   self: { id: number; raft: string; api: string };
   token?: string;
+  /** The cluster's API is HTTPS (pgraft.api_tls): how to connect to the member. */
+  tls?: tls.ConnectionOptions;
   timeoutMs: number;
   /** Join as a learner only; an operator promotes it later (pgraft add-voter). */
   learner: boolean;
@@ -28,7 +31,7 @@ const REPORT_EVERY_MS = 5000;
  */
 export async function joinCluster(o: JoinOptions): Promise<void> {
   const deadline = Date.now() + o.timeoutMs;
-  const client = (timeoutMs: number) => ({ api: o.target, token: o.token, timeoutMs });
+  const client = (timeoutMs: number) => ({ api: o.target, token: o.token, tls: o.tls, timeoutMs });
   let last = 'no attempt finished';
   let lastReport = Date.now();
   for (;;) {

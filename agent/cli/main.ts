@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { Argv } from 'yargs';
 import yargs from 'yargs/yargs';
 import { TIME_UNITS, parseNumber } from '../config/values';
-import { CommandError } from './client';
+import { CommandError, apiTarget } from './client';
 import * as control from './control';
 import { ExitCode } from './exit_codes';
 import { runAgent } from './run_agent';
@@ -33,6 +33,7 @@ function duration(text: unknown, option: string): number {
 
 interface ControlArgs {
   api: string;
+  cacert?: string;
   token?: string;
   json: boolean;
   'request-timeout': string;
@@ -43,7 +44,11 @@ function controlOptions(argv: Argv): Argv<ControlArgs> {
     .option('api', {
       type: 'string',
       default: '127.0.0.1:7002',
-      describe: "host:port of an agent's HTTP API (pgraft.api_port)",
+      describe: "host:port of an agent's HTTP API (pgraft.api_port); https://host:port when it serves HTTPS (pgraft.api_tls)",
+    })
+    .option('cacert', {
+      type: 'string',
+      describe: "CA certificate (PEM) to trust for an HTTPS API: the cluster's pgraft.tls_ca_file",
     })
     .option('token', {
       type: 'string',
@@ -59,7 +64,7 @@ function controlOptions(argv: Argv): Argv<ControlArgs> {
 
 function ctl(a: ControlArgs): control.ControlOptions {
   return {
-    api: a.api,
+    ...apiTarget(a.api, a.cacert),
     token: a.token ?? (process.env.PGRAFT_AUTH_TOKEN || undefined),
     json: a.json,
     timeoutMs: duration(a['request-timeout'], 'request-timeout'),

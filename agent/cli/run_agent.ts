@@ -10,10 +10,11 @@ import {
   reloadConfig,
   resolveConfigFiles,
 } from '../config';
-import { ApiServer } from '../http/api';
+import { ApiServer, agentTlsClient } from '../http/api';
 import { AgentMetrics } from '../http/metrics';
 import { MetricsServer } from '../http/metrics_server';
 import { Agent } from '../node';
+import { TlsMaterial, readTlsMaterial } from '../transport';
 import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';
@@ -102,8 +103,10 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     );
   }
 
+  let apiTls: TlsMaterial | undefined;
   let agent: Agent;
   try {
+    if (c.api_tls && options.tls) apiTls = await readTlsMaterial(options.tls);
     agent = await Agent.start(options);
   } catch (e) {
     logger.fatal({ err: e }, `the agent could not start: ${(e as Error).message}`);
@@ -118,11 +121,13 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     authToken: () => running.loaded.config.auth_token,
     electionTimeoutMs: () => running.loaded.config.election_timeout,
     forwardTimeoutMs: Math.max(c.rpc_timeout * 2, 5000),
+    tls: apiTls,
     logger,
   });
   const metricsServer = c.metrics_enabled ? new MetricsServer({ agent, host: c.address, port: c.metrics_port, logger }) : null;
   try {
     await api.start();
+    logger.info({ port: api.port, scheme: api.scheme }, `HTTP API at ${api.scheme}://${endpoint(c.address, api.port)}`);
     await metricsServer?.start();
   } catch (e) {
     logger.fatal({ err: e }, `the agent could not start: ${(e as Error).message}`);
@@ -166,6 +171,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
         target: args.join,
         self: { id: c.node_id, raft: endpoint(c.address, c.port), api: endpoint(c.address, c.api_port) },
         token: c.auth_token ?? undefined,
+        tls: apiTls && agentTlsClient(apiTls),
         timeoutMs: args.joinTimeoutMs,
         learner: args.learner,
       }).then(

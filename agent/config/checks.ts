@@ -178,6 +178,23 @@ const tlsAllOrNone: Check = {
   },
 };
 
+const apiTlsNeedsFiles: Check = {
+  uses: ['api_tls', ...TLS],
+  run(ctx) {
+    // With some of them set, tlsAllOrNone already says which are missing.
+    if (!ctx.config.api_tls || TLS.some((n) => ctx.config[n] !== null)) return [];
+    return [
+      issue(
+        ctx,
+        'error',
+        ['api_tls'],
+        (show) => `${show('api_tls')}, but none of ${list(TLS)} is set: the API has no certificate to serve`,
+        `set ${list(TLS)} (the API serves the node's certificate; clients trust the CA), or turn ${qualified('api_tls')} off`,
+      ),
+    ];
+  },
+};
+
 /** Files the agent must be able to read; a private key others can read is reported too. */
 function readableFile(ctx: CheckContext, name: SettingName, secret: boolean): ConfigIssue[] {
   const file = ctx.config[name];
@@ -360,4 +377,4 @@ const sqlSeesFiles: Check = {
   },
 };
 
-export const CHECKS: readonly Check[] = [timing, ports, tlsAllOrNone, tlsFiles, oneToken, membership, rpcTimeout, stateFile, sqlSeesFiles];
+export const CHECKS: readonly Check[] = [timing, ports, tlsAllOrNone, apiTlsNeedsFiles, tlsFiles, oneToken, membership, rpcTimeout, stateFile, sqlSeesFiles];

@@ -211,6 +211,13 @@ export const SETTINGS = {
     group: 'security',
     description: "CA certificate(s) (PEM) that peers' certificates must be signed by.",
   }),
+  api_tls: bool({
+    default: false,
+    live: false,
+    group: 'security',
+    description:
+      'Serve the HTTP API over HTTPS with tls_cert_file and tls_key_file (needs all three tls_* files). Clients trust tls_ca_file: the CLI takes --api https://HOST:PORT --cacert FILE. The metrics endpoint stays plain HTTP.',
+  }),
   auth_token: optionalText({
     secret: true,
     live: true,

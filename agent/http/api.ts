@@ -1,8 +1,11 @@
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Op } from '../fsm/commands';
 import { Agent, splitHostPort } from '../node';
 import { NONE, NodeId } from '../raft/types';
+import type { TlsMaterial } from '../transport';
 import { close, listen } from './listen';
 import { FORWARDED_HEADER, HANDLED_BY_HEADER, forwardToLeader } from './forward';
 import {
@@ -31,6 +34,11 @@ export interface ApiServerOptions {
   forwardTimeoutMs?: number;
   maxKeyBytes?: number;
   maxValueBytes?: number;
+  /**
+   * pgraft.api_tls: serve HTTPS with this node's certificate and key, and pass calls on to the
+   * leader over HTTPS, trusting the cluster CA and presenting the same certificate.
+   */
+  tls?: TlsMaterial;
   logger: Logger;
 }
 
@@ -79,16 +87,24 @@ const controlBody = { limit: () => MAX_CONTROL_BODY_BYTES, what: 'request body' 
  * ReadIndex round with the leader, stale ones from the local state.
  */
 export class ApiServer {
-  private server: http.Server | null = null;
+  private server: http.Server | https.Server | null = null;
   private boundPort = 0;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   private readonly forwardTimeoutMs: number;
+  /** How this node connects to the leader's API when it passes a call on; null: plain HTTP. */
+  private readonly forwardTls: tls.ConnectionOptions | null;
 
   constructor(private readonly opts: ApiServerOptions) {
     this.maxKeyBytes = opts.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     this.maxValueBytes = opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.forwardTimeoutMs = opts.forwardTimeoutMs ?? 10_000;
+    this.forwardTls = opts.tls ? agentTlsClient(opts.tls) : null;
+  }
+
+  /** 'https' when pgraft.api_tls is on. */
+  get scheme(): 'http' | 'https' {
+    return this.opts.tls ? 'https' : 'http';
   }
 
   get agent(): Agent {
@@ -100,7 +116,9 @@ export class ApiServer {
   }
 
   async start(): Promise<void> {
-    const server = http.createServer((req, res) => void this.dispatch(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.dispatch(req, res);
+    const t = this.opts.tls;
+    const server = t ? https.createServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
     server.keepAliveTimeout = 5000;
     this.boundPort = await listen(server, this.opts.host, this.opts.port, 'the HTTP API', 'pgraft.api_port');
     this.server = server;
@@ -194,7 +212,7 @@ export class ApiServer {
     if (!api) {
       throw noLeader(lead, '', `node ${lead} is the leader, but its API address is not known yet (each node records it once a leader is known)`);
     }
-    await forwardToLeader(call.req, body, call.res, { leaderId: lead, api }, this.agent.id, this.forwardTimeoutMs + extraMs);
+    await forwardToLeader(call.req, body, call.res, { leaderId: lead, api, tls: this.forwardTls }, this.agent.id, this.forwardTimeoutMs + extraMs);
   }
 
   // ---- handlers ------------------------------------------------------------------------------
@@ -468,3 +486,12 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/v1/transfer-leadership', mutating: true, leaderOnly: true, body: controlBody, handle: ApiServer.prototype.transferLeadership },
   { method: 'POST', path: '/v1/snapshot', mutating: true, leaderOnly: false, body: controlBody, handle: ApiServer.prototype.snapshot },
 ];
+
+/**
+ * TLS for one agent calling another's API (a call passed on to the leader, a join): the
+ * cluster CA is the trust anchor and the node presents its own certificate, as on the Raft
+ * port; host names are not checked there either (node certificates often name other hosts).
+ */
+export function agentTlsClient(t: TlsMaterial): tls.ConnectionOptions {
+  return { ca: t.ca, cert: t.cert, key: t.key, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined };
+}

@@ -1,4 +1,6 @@
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type * as tls from 'node:tls';
 import { splitHostPort } from '../node';
 import { ApiError, RETRY_AFTER_SECONDS, noLeader, sendError } from './respond';
 
@@ -17,6 +19,8 @@ export interface ForwardTarget {
   leaderId: number;
   /** host:port of the leader's API. */
   api: string;
+  /** The API is HTTPS (pgraft.api_tls): how to connect; null: plain HTTP. */
+  tls: tls.ConnectionOptions | null;
 }
 
 /**
@@ -60,7 +64,8 @@ export function forwardToLeader(
       if (e) sendError(res, e);
       resolve();
     };
-    const out = http.request({ host, port, method: req.method, path: req.url, headers, agent: false });
+    const request = { host, port, method: req.method, path: req.url, headers, agent: false as const };
+    const out = target.tls ? https.request({ ...target.tls, ...request }) : http.request(request);
     const timer = setTimeout(() => {
       out.destroy();
       finish(
@@ -76,7 +81,7 @@ export function forwardToLeader(
     }, timeoutMs);
     timer.unref?.();
     // A fresh connection per request (agent: false): once it is up, the leader may act on it.
-    out.on('socket', (s) => s.once('connect', () => (sent = true)));
+    out.on('socket', (s) => s.once(target.tls ? 'secureConnect' : 'connect', () => (sent = true)));
     out.on('response', (answer) => {
       if (done) {
         answer.resume();

@@ -1,10 +1,14 @@
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
+
+/** The API's server, plain or over TLS. */
+type HttpServer = http.Server | https.Server;
 
 /**
  * Starts `server` on host:port; resolves with the bound port. A failure says which
  * listener and which setting to change.
  */
-export async function listen(server: http.Server, host: string, port: number, what: string, setting: string): Promise<number> {
+export async function listen(server: HttpServer, host: string, port: number, what: string, setting: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -21,7 +25,7 @@ export async function listen(server: http.Server, host: string, port: number, wh
 }
 
 /** Stops accepting, and closes every open connection (idle keep-alive ones too). */
-export function close(server: http.Server): Promise<void> {
+export function close(server: HttpServer): Promise<void> {
   return new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();

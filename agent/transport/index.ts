@@ -1,5 +1,5 @@
-export { PeerTransport, DEFAULT_PEER_PORT } from './transport';
-export type { PeerTransportOptions, TlsFiles } from './transport';
+export { PeerTransport, DEFAULT_PEER_PORT, readTlsMaterial } from './transport';
+export type { PeerTransportOptions, TlsFiles, TlsMaterial } from './transport';
 export type { PeerStats } from './peer_stream';
 export type { Logger, LogFn } from './logger';
 export { encodeMessageFrame, FrameDecoder, FrameKind, FrameError, DEFAULT_MAX_FRAME_BYTES } from './frame';

@@ -310,11 +310,7 @@ export class PeerTransport {
   }
 
   private async createTlsServer(files: TlsFiles): Promise<tls.Server> {
-    const [cert, key, ca] = await Promise.all([
-      readTlsFile(files.certFile, 'certificate'),
-      readTlsFile(files.keyFile, 'private key'),
-      readTlsFile(files.caFile, 'CA certificate'),
-    ]);
+    const { cert, key, ca } = await readTlsMaterial(files);
     const common = { cert, key, ca, minVersion: 'TLSv1.2' as const };
     this.tlsClientOptions = {
       ...common,
@@ -408,6 +404,23 @@ export class PeerTransport {
       this.onPeerDisconnected(conn.peerId);
     }
   }
+}
+
+/** The contents of TlsFiles. */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+/** Reads the three files; a failure names the file and what to check. */
+export async function readTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
+  const [cert, key, ca] = await Promise.all([
+    readTlsFile(files.certFile, 'certificate'),
+    readTlsFile(files.keyFile, 'private key'),
+    readTlsFile(files.caFile, 'CA certificate'),
+  ]);
+  return { cert, key, ca };
 }
 
 async function readTlsFile(path: string, what: string): Promise<Buffer> {

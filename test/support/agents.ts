@@ -9,6 +9,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePorts } from './ports';
@@ -160,9 +161,18 @@ export interface HttpAnswer {
   text: string;
 }
 
-/** One HTTP call to 127.0.0.1:port. */
-export async function http(port: number, method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<HttpAnswer> {
+/** One HTTP call to 127.0.0.1:port; over HTTPS, trusting only `ca`, when it is given. */
+export async function http(
+  port: number,
+  method: string,
+  pathname: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+  ca?: Buffer,
+): Promise<HttpAnswer> {
   const payload = body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  if (ca) return httpsCall(port, method, pathname, payload, headers, timeoutMs, ca);
   const res = await fetch(`http://127.0.0.1:${port}${pathname}`, {
     method,
     body: payload,
@@ -179,6 +189,29 @@ export async function http(port: number, method: string, pathname: string, body?
   return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body: parsed, text };
 }
 
+function httpsCall(port: number, method: string, pathname: string, payload: string | Buffer | undefined, headers: Record<string, string>, timeoutMs: number, ca: Buffer): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, method, path: pathname, headers, ca, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown = null;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = null;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 /** A node's files and ports; its process when started. */
 export class TestNode {
   proc: AgentProcess | null = null;
@@ -188,6 +221,8 @@ export class TestNode {
   readonly runs: AgentProcess[] = [];
   readonly configFile: string;
   readonly dataDir: string;
+  /** Set when the node serves its API over HTTPS (pgraft.api_tls): the CA the helpers trust. */
+  apiCa: Buffer | undefined;
 
   constructor(
     readonly cluster: TestCluster,
@@ -277,7 +312,7 @@ export class TestNode {
   }
 
   api(method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs?: number): Promise<HttpAnswer> {
-    return http(this.apiPort, method, pathname, body, headers, timeoutMs);
+    return http(this.apiPort, method, pathname, body, headers, timeoutMs, this.apiCa);
   }
 
   async status(): Promise<StatusBody> {

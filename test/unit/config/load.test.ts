@@ -74,6 +74,7 @@ describe('loading', () => {
       tls_cert_file: null,
       tls_key_file: null,
       tls_ca_file: null,
+      api_tls: false,
       auth_token: null,
       auth_token_file: null,
       pg_conninfo: 'host=/var/run/postgresql dbname=postgres',
@@ -328,6 +329,23 @@ describe('relations between settings', () => {
           '    hint: set pgraft.tls_ca_file to run the connections between agents over mutual TLS, ' +
           'or unset pgraft.tls_cert_file and pgraft.tls_key_file to run without TLS',
       ]);
+    });
+
+    it('serves the API over HTTPS only with the TLS files, and says which to set', () => {
+      expect(errors(`${BASE}pgraft.api_tls = on\n`)).toEqual([
+        'postgresql.conf:3: pgraft.api_tls = on, but none of pgraft.tls_cert_file, pgraft.tls_key_file and pgraft.tls_ca_file is set: ' +
+          'the API has no certificate to serve\n' +
+          '    hint: set pgraft.tls_cert_file, pgraft.tls_key_file and pgraft.tls_ca_file (the API serves the node\'s certificate; ' +
+          'clients trust the CA), or turn pgraft.api_tls off',
+      ]);
+      // With some files set, the one error names what is missing.
+      const dir = tempDir({ 'node.crt': 'cert', 'node.key': 'key', 'ca.crt': 'ca' });
+      fs.chmodSync(path.join(dir, 'node.key'), 0o600);
+      expect(errors(`${BASE}pgraft.api_tls = on\npgraft.tls_cert_file = '${dir}/node.crt'\n`)).toEqual([
+        expect.stringMatching(/^postgresql\.conf:4: TLS needs all of .* but pgraft\.tls_key_file and pgraft\.tls_ca_file are not set/),
+      ]);
+      const all = `pgraft.tls_cert_file = '${dir}/node.crt'\npgraft.tls_key_file = '${dir}/node.key'\npgraft.tls_ca_file = '${dir}/ca.crt'\n`;
+      expect(ok(`${BASE}pgraft.api_tls = on\n${all}`).config.api_tls).toBe(true);
     });
 
     it('accepts readable files and warns about a key others can read', () => {

@@ -41,12 +41,12 @@ function makeLeaf(dir: string, name: string, ca: string): void {
   ]);
 }
 
-/** A cluster CA with node1..node3 certificates, and a stranger's certificate from another CA. */
-export function makeTestPki(): TestPki {
+/** A cluster CA with node1..nodeN certificates (N = 3 unless given), and a stranger's certificate from another CA. */
+export function makeTestPki(nodes = 3): TestPki {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgraft-tls-'));
   makeCa(dir, 'cluster-ca');
   makeCa(dir, 'other-ca');
-  for (const n of ['node1', 'node2', 'node3']) makeLeaf(dir, n, 'cluster-ca');
+  for (let i = 1; i <= nodes; i++) makeLeaf(dir, `node${i}`, 'cluster-ca');
   makeLeaf(dir, 'stranger', 'other-ca');
   const files = (name: string, ca = 'cluster-ca'): TlsFiles => ({
     certFile: path.join(dir, `${name}.crt`),
