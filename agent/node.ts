@@ -339,7 +339,8 @@ export class Agent extends EventEmitter {
     this.assertRunning();
     if (!this.isEmpty()) {
       throw new AgentError(
-        `node ${this.id} already belongs to a cluster (its log holds ${this.storage.lastIndex()} entries); a new cluster can only be initialized on a node with an empty pgraft.data_dir`,
+        `node ${this.id} already belongs to a cluster (its log holds ${this.storage.lastIndex()} entries); a new cluster can only be initialized on a node with an empty pgraft.data_dir. ` +
+          'If the other members are lost for good, stop this agent and run pgraft force-new-cluster: this node becomes a one-member cluster and keeps its data',
         'conflict',
       );
     }

@@ -9,6 +9,7 @@ import { TIME_UNITS, parseNumber } from '../config/values';
 import { CommandError, apiTarget } from './client';
 import * as control from './control';
 import { ExitCode } from './exit_codes';
+import { forceNewCluster } from './force_new_cluster';
 import { runAgent } from './run_agent';
 
 type Action = () => Promise<number>;
@@ -62,6 +63,21 @@ function controlOptions(argv: Argv): Argv<ControlArgs> {
     }) as unknown as Argv<ControlArgs>;
 }
 
+/** Where the commands that read the node's configuration find it. */
+function configOptions(argv: Argv) {
+  return argv
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      describe: 'configuration file (postgresql.conf syntax); default: postgresql.conf in the PostgreSQL data directory',
+    })
+    .option('pgdata', {
+      alias: 'D',
+      type: 'string',
+      describe: 'PostgreSQL data directory, for postgresql.conf and postgresql.auto.conf (default: PGDATA)',
+    });
+}
+
 function ctl(a: ControlArgs): control.ControlOptions {
   return {
     ...apiTarget(a.api, a.cacert),
@@ -85,17 +101,7 @@ async function main(argv: string[]): Promise<number> {
       'agent',
       'run the agent beside this PostgreSQL',
       (y) =>
-        y
-          .option('config', {
-            alias: 'c',
-            type: 'string',
-            describe: 'configuration file (postgresql.conf syntax); default: postgresql.conf in the PostgreSQL data directory',
-          })
-          .option('pgdata', {
-            alias: 'D',
-            type: 'string',
-            describe: 'PostgreSQL data directory, for postgresql.conf and postgresql.auto.conf (default: PGDATA)',
-          })
+        configOptions(y)
           .option('bootstrap', {
             type: 'boolean',
             default: false,
@@ -187,6 +193,15 @@ async function main(argv: string[]): Promise<number> {
       'take a snapshot on the node now (compacting its log)',
       (y) => controlOptions(y),
       (a) => set(() => control.snapshot(ctl(a))),
+    )
+    .command(
+      'force-new-cluster',
+      'recovery after the quorum is lost for good: rewrite this stopped node\'s data so that it is the only member, keeping its log',
+      (y) =>
+        configOptions(y)
+          .option('yes', { type: 'boolean', default: false, describe: 'do it; without --yes the plan is printed and nothing is written' })
+          .example('$0 force-new-cluster --config /etc/postgresql/15/main/postgresql.conf --yes', 'make this node a one-member cluster'),
+      (a) => set(() => forceNewCluster({ config: a.config, pgdata: a.pgdata, yes: a.yes })),
     )
     .demandCommand(1, 'name a command')
     .recommendCommands()

@@ -61,6 +61,17 @@ function printConfigProblem(e: ConfigError): void {
   process.stderr.write(`pgraft: ${e.message}\n`);
 }
 
+/** The configuration as `pgraft agent` reads it; null, after saying why, when it cannot be used. */
+export function loadAgentConfig(config: string | undefined, pgdata: string | undefined): LoadedConfig | null {
+  try {
+    return loadConfig({ files: resolveConfigFiles({ configFile: config, dataDir: pgdata }) });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    printConfigProblem(e);
+    return null;
+  }
+}
+
 /**
  * `pgraft agent`: loads the configuration, starts the agent, its HTTP API and (when enabled)
  * its metrics endpoint, joins a cluster if asked, and runs until SIGTERM or SIGINT.
@@ -71,14 +82,8 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     process.stderr.write('pgraft: --learner applies to --join only\n    hint: pgraft agent --join HOST:PORT --learner\n');
     return ExitCode.USAGE;
   }
-  let loaded: LoadedConfig;
-  try {
-    loaded = loadConfig({ files: resolveConfigFiles({ configFile: args.config, dataDir: args.pgdata }) });
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    printConfigProblem(e);
-    return ExitCode.USAGE;
-  }
+  const loaded = loadAgentConfig(args.config, args.pgdata);
+  if (!loaded) return ExitCode.USAGE;
   const c = loaded.config;
   const logger = pino(
     { level: c.log_level, base: { node: c.node_id, pid: process.pid } },

@@ -1,0 +1,65 @@
+/**
+ * Recovery from a quorum lost for good: `pgraft force-new-cluster` rewrites a stopped
+ * survivor's data directory so that it is the only member, keeping its log. Its agent then
+ * leads alone with every write it held, and new members join it as usual.
+ */
+import { ExitCode } from '../../../agent/cli/exit_codes';
+import { TestCluster, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
+
+afterEach(cleanupAgents);
+
+test('the survivor of a lost majority becomes a one-member cluster with all its data, and others join it', async () => {
+  const c = await TestCluster.create({ size: 3, spare: 1 });
+  c.startFounders();
+  const leader = await c.waitLeader();
+  const keys = await putMany(leader, 'before-', 20);
+  const survivor = c.running().find((n) => n !== leader)!;
+  const lost = c.running().filter((n) => n !== survivor).map((n) => n.id).sort((a, b) => a - b);
+  const commit = (await leader.status()).commitIndex;
+  await waitFor('the survivor to apply every write', async () => (await survivor.status()).appliedIndex >= commit);
+
+  const force = (...extra: string[]) => runCli(['force-new-cluster', '--config', survivor.configFile, ...extra]);
+  const running = await force('--yes');
+  expect({ code: running.code, stderr: running.stderr }).toEqual({
+    code: ExitCode.FAILED,
+    stderr: expect.stringMatching(/its agent seems to be running\n    hint: stop the agent first/),
+  });
+
+  for (const n of c.running()) await n.kill9();
+
+  // Without --yes: the plan, and nothing written (the same plan again).
+  const dry = await force();
+  expect(dry.code).toBe(ExitCode.USAGE);
+  expect(dry.stdout).toContain(`cluster '${c.clusterId}' has the members 1, 2, 3.\n`);
+  expect(dry.stdout).toContain(`would make node ${survivor.id} its only voter, removing ${lost.join(', ')} without their agreement`);
+  expect(dry.stderr).toContain('pgraft: nothing was changed\n    hint: if the other members are lost for good, run the command again with --yes');
+  expect((await force()).stdout).toBe(dry.stdout);
+
+  const done = await force('--yes');
+  expect({ code: done.code, stderr: done.stderr }).toEqual({ code: ExitCode.OK, stderr: '' });
+  expect(done.stdout).toContain(`node ${survivor.id} is now the only voter of cluster '${c.clusterId}' (removed: ${lost.join(', ')})`);
+  const again = await force('--yes');
+  expect(again.stdout).toContain(`node ${survivor.id} already is the only voter`);
+
+  // Alone, it elects itself and serves every write it held, and new ones.
+  survivor.start();
+  expect((await c.waitLeader([survivor])).id).toBe(survivor.id);
+  const st = await survivor.status();
+  expect(st.members.map((m) => m.id)).toEqual([survivor.id]);
+  await expectAllReadable(survivor, keys);
+  const after = await putMany(survivor, 'after-', 5);
+
+  // A node with an empty data directory joins it and receives everything.
+  const n4 = c.node(4);
+  n4.start(['--join', survivor.apiAddress]);
+  await n4.p.waitForLog('that it joined', (l) => l.msg === 'joined the cluster as a voter', 20_000);
+  await expectAllReadable(n4, [...keys, ...after]);
+  expect((await survivor.status()).members.map((m) => m.id)).toEqual([survivor.id, 4]);
+});
+
+test('a node whose data directory holds no cluster has nothing to recover', async () => {
+  const c = await TestCluster.create({ size: 1 });
+  const r = await runCli(['force-new-cluster', '--config', c.node(1).configFile, '--yes']);
+  expect(r.code).toBe(ExitCode.FAILED);
+  expect(r.stderr).toMatch(/holds no cluster: there is nothing to recover\n    hint: an empty node starts a new cluster with pgraft agent --bootstrap/);
+});
