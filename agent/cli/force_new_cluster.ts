@@ -48,7 +48,9 @@ export function planNewCluster(storage: DiskStorage, self: NodeId, selfContext: 
   }
   const removed = [...conf.voters, ...conf.learners].filter((id) => id !== self).sort((a, b) => a - b);
   const promoted = !conf.voters.includes(self);
-  const term = hardState.term + 1;
+  // Above every term in the log too: a data directory restored from a snapshot file alone has
+  // no hard state (term 0) but the snapshot's term.
+  const term = Math.max(hardState.term, storage.term(last)) + 1;
   const changes: { type: ConfChangeType; nodeId: NodeId; context: Uint8Array }[] = [];
   // Promote first: removing the others never leaves the configuration without a voter.
   if (promoted) changes.push({ type: ConfChangeType.AddVoter, nodeId: self, context: encodeMemberContext(selfContext) });

@@ -3,6 +3,8 @@
  * survivor's data directory so that it is the only member, keeping its log. Its agent then
  * leads alone with every write it held, and new members join it as usual.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ExitCode } from '../../../agent/cli/exit_codes';
 import { TestCluster, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
 
@@ -55,6 +57,30 @@ test('the survivor of a lost majority becomes a one-member cluster with all its 
   await n4.p.waitForLog('that it joined', (l) => l.msg === 'joined the cluster as a voter', 20_000);
   await expectAllReadable(n4, [...keys, ...after]);
   expect((await survivor.status()).members.map((m) => m.id)).toEqual([survivor.id, 4]);
+});
+
+test('a cluster restored from one snapshot file: force-new-cluster, then the node leads with the snapshot\'s data', async () => {
+  const c = await TestCluster.create({ size: 3 });
+  c.startFounders();
+  const leader = await c.waitLeader();
+  const keys = await putMany(leader, 'backed-up-', 20);
+  expect((await leader.api('POST', '/v1/snapshot', {})).status).toBe(200);
+  const snapshots = path.join(leader.dataDir, 'snapshots');
+  const newest = fs.readdirSync(snapshots).filter((f) => /^snapshot-\d+-\d+\.dat$/.test(f)).sort((a, b) => parseInt(b.split('-')[1], 10) - parseInt(a.split('-')[1], 10))[0];
+  const backup = fs.readFileSync(path.join(snapshots, newest));
+  for (const n of c.running()) await n.kill9();
+
+  // The backup is all that is left: an empty data directory but for the snapshot file.
+  fs.rmSync(leader.dataDir, { recursive: true, force: true });
+  fs.mkdirSync(snapshots, { recursive: true });
+  fs.writeFileSync(path.join(snapshots, newest), backup);
+  const done = await runCli(['force-new-cluster', '--config', leader.configFile, '--yes']);
+  expect({ code: done.code, stderr: done.stderr }).toEqual({ code: ExitCode.OK, stderr: '' });
+
+  leader.start();
+  expect((await c.waitLeader([leader])).id).toBe(leader.id);
+  await expectAllReadable(leader, keys);
+  await putMany(leader, 'restored-', 3);
 });
 
 test('a node whose data directory holds no cluster has nothing to recover', async () => {

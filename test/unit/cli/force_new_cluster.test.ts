@@ -54,6 +54,29 @@ describe('force-new-cluster plan', () => {
     await reopened.close();
   });
 
+  it('writes in a term above the log\'s when the data directory holds a snapshot file alone', async () => {
+    const storage = await DiskStorage.open({ dataDir: dir });
+    const boot = bootstrapLog([1, 2, 3]);
+    await storage.save({ entries: boot.entries, hardState: boot.hardState });
+    const writes: Entry[] = [4, 5].map((index) => ({ term: 5, index, type: EntryType.Normal, data: Buffer.from(`w${index}`) }));
+    await storage.save({ entries: writes, hardState: { term: 5, vote: 2, commit: 5 } });
+    await storage.createSnapshot(5, { voters: [1, 2, 3], learners: [] }, new Uint8Array(0));
+    await storage.close();
+    const restored = fs.mkdtempSync(path.join(os.tmpdir(), 'pgraft-fnc-'));
+    try {
+      fs.mkdirSync(path.join(restored, 'snapshots'));
+      for (const f of fs.readdirSync(path.join(dir, 'snapshots'))) fs.copyFileSync(path.join(dir, 'snapshots', f), path.join(restored, 'snapshots', f));
+      const fromSnapshot = await DiskStorage.open({ dataDir: restored });
+      expect(fromSnapshot.initialState().hardState.term).toBe(0);
+      const plan = planNewCluster(fromSnapshot, 1, SELF_CONTEXT);
+      expect(changes(plan.entries)).toEqual(['RemoveNode 2 @6/t6', 'RemoveNode 3 @7/t6']);
+      expect(plan.hardState).toEqual({ term: 6, vote: 1, commit: 7 });
+      await fromSnapshot.close();
+    } finally {
+      fs.rmSync(restored, { recursive: true, force: true });
+    }
+  });
+
   it('makes a learner a voter, with its addresses, before removing the others', async () => {
     const storage = await cluster();
     const plan = planNewCluster(storage, 4, SELF_CONTEXT);
