@@ -93,6 +93,7 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
     'an empty node starts a new cluster with pgraft agent --bootstrap, or SELECT pgraft_init()',
   );
   if (!fs.existsSync(c.data_dir)) throw nothing;
+  checkOwner(c.data_dir);
   const storage = await DiskStorage.open({ dataDir: c.data_dir });
   try {
     if (storage.lastIndex() === 0 && storage.snapshotMetadata().index === 0) throw nothing;
@@ -130,6 +131,35 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * The files written must be the agent's: run as anyone else (root, typically), the command
+ * would leave it files it may not be able to read or replace.
+ */
+function checkOwner(dataDir: string): void {
+  const me = process.getuid?.();
+  const owner = fs.statSync(dataDir).uid;
+  if (me === undefined || me === owner) return;
+  const name = userName(owner);
+  throw new CommandError(
+    `${dataDir} belongs to ${name}, but this command runs as ${userName(me)}: the agent could not use the files it would write`,
+    ExitCode.FAILED,
+    `run it as ${name}, e.g. sudo -u ${name} pgraft force-new-cluster ...`,
+  );
+}
+
+/** The name /etc/passwd gives a user id, else the id. */
+function userName(uid: number): string {
+  try {
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length > 2 && Number(f[2]) === uid) return f[0];
+    }
+  } catch {
+    // no passwd file: the number says it
+  }
+  return `user ${uid}`;
 }
 
 /** True when something accepts a TCP connection at host:port within a second. */

@@ -89,3 +89,16 @@ test('a node whose data directory holds no cluster has nothing to recover', asyn
   expect(r.code).toBe(ExitCode.FAILED);
   expect(r.stderr).toMatch(/holds no cluster: there is nothing to recover\n    hint: an empty node starts a new cluster with pgraft agent --bootstrap/);
 });
+
+// Only root can give the data directory to another user.
+(process.getuid?.() === 0 ? test : test.skip)('run by another user than the data directory\'s owner, it refuses and names the owner', async () => {
+  const c = await TestCluster.create({ size: 1 });
+  const n = c.node(1);
+  n.start();
+  await c.waitLeader();
+  await n.kill9();
+  fs.chownSync(n.dataDir, 65534, 65534);
+  const r = await runCli(['force-new-cluster', '--config', n.configFile, '--yes']);
+  expect(r.code).toBe(ExitCode.FAILED);
+  expect(r.stderr).toMatch(/belongs to (nobody|user 65534), but this command runs as root: .*\n    hint: run it as (nobody|user 65534), e\.g\. sudo -u/);
+});
