@@ -88,6 +88,11 @@ export class TestPostgres {
     await this.ctl('restart', '-m', mode, '-w', '-t', '60', '-l', path.join(this.dir, 'server.log'));
   }
 
+  /** A hot standby leaves recovery and accepts writes (pg_ctl promote). */
+  async promote(): Promise<void> {
+    await this.ctl('promote', '-w', '-t', '60');
+  }
+
   /** Kill the server and remove its files. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.stopped) return;
