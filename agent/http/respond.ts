@@ -49,7 +49,8 @@ export function sendError(res: ServerResponse, e: ApiError): void {
 export function noLeader(leaderId: number, leaderApi: string, why: string): ApiError {
   const hint =
     leaderId === NONE
-      ? `retry in a few seconds; if it persists, check that a majority of the nodes is running (pgraft status)`
+      ? `retry in a few seconds; if it persists, check that a majority of the nodes is running (pgraft status); ` +
+        'if most of them are lost for good, see pgraft force-new-cluster'
       : leaderApi
         ? `retry in a few seconds, or send the request to the leader at ${leaderApi}`
         : `retry in a few seconds, or send the request to node ${leaderId}'s API directly`;

@@ -101,6 +101,10 @@ describe('a 3-node cluster through the CLI', () => {
     const h = await runCli(['health', '--api', leader.apiAddress]);
     expect(h.code).toBe(4);
     expect(h.stdout).toMatch(/unhealthy/);
+    // Removing a lost member needs a quorum too: the refusal points at the way out.
+    const gone = await runCli(['remove', String(others[0].id), '--api', leader.apiAddress]);
+    expect(gone.code).toBe(4);
+    expect(gone.stderr).toMatch(/hint: retry in a few seconds; .*if most of them are lost for good, see pgraft force-new-cluster/);
   });
 
   test('help and version; the CLI (and so the agent) runs without node\'s ES module loader', async () => {
