@@ -54,7 +54,7 @@ export const SETTINGS = {
     live: false,
     group: 'identity',
     description:
-      "Directory for the Raft log, hard state and snapshots; absolute. Required. Keep it outside the PostgreSQL data directory and back it up with it (`tar -czf pgraft-backup.tar.gz $PGRAFT_DATA_DIR`).",
+      "Directory for the Raft log, hard state and snapshots; absolute. Required. Keep it outside the PostgreSQL data directory and back it up with it: the whole directory with the agent stopped (`tar -czf pgraft-backup.tar.gz $PGRAFT_DATA_DIR`), its newest snapshot file while the agent runs (docs/cli.md).",
   }),
   initial_cluster: memberList({
     maxId: INT_MAX,
