@@ -26,6 +26,8 @@ export interface AgentOptions {
   clusterId: string;
   /** Where peers reach this node's Raft port, and where to listen. */
   raftHost: string;
+  /** Where the Raft port listens when that is not raftHost (pgraft.listen_address); raftHost stays the address announced. */
+  listenHost?: string;
   raftPort: number;
   /** host:port of this node's HTTP API, announced to the cluster so followers can forward to the leader. */
   apiAddress: string;
@@ -266,7 +268,8 @@ export class Agent extends EventEmitter {
     this.transport = new PeerTransport({
       nodeId: o.nodeId,
       clusterId: o.clusterId,
-      listenHost: o.raftHost,
+      listenHost: o.listenHost ?? o.raftHost,
+      advertiseHost: o.raftHost,
       listenPort: o.raftPort,
       tls: o.tls,
       logger: this.log,

@@ -55,6 +55,7 @@ export function agentOptions(c: PgraftConfig, mode: StartMode, logger: Logger, m
     nodeId: c.node_id,
     clusterId: c.cluster_id,
     raftHost: c.address,
+    listenHost: c.listen_address ?? undefined,
     raftPort: c.port,
     apiAddress: endpoint(c.address, c.api_port),
     dataDir: c.data_dir,

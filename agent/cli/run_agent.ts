@@ -104,9 +104,11 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
   if (c.address === '0.0.0.0' || c.address === '::') {
     logger.warn(
       { address: c.address },
-      `pgraft.address = '${c.address}' listens on every interface, but it is also the address announced to the other nodes, which cannot connect to it; set it to this machine's address on the cluster network`,
+      `pgraft.address = '${c.address}' listens on every interface, but it is also the address announced to the other nodes, which cannot connect to it; ` +
+        `set pgraft.listen_address = '${c.address}' and pgraft.address to this machine's address on the cluster network`,
     );
   }
+  const listenHost = c.listen_address ?? c.address;
 
   let apiTls: TlsMaterial | undefined;
   let agent: Agent;
@@ -121,7 +123,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
   const api = new ApiServer({
     agent,
     clusterId: c.cluster_id,
-    host: c.address,
+    host: listenHost,
     port: c.api_port,
     authToken: () => running.loaded.config.auth_token,
     electionTimeoutMs: () => running.loaded.config.election_timeout,
@@ -129,7 +131,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     tls: apiTls,
     logger,
   });
-  const metricsServer = c.metrics_enabled ? new MetricsServer({ agent, host: c.address, port: c.metrics_port, logger }) : null;
+  const metricsServer = c.metrics_enabled ? new MetricsServer({ agent, host: listenHost, port: c.metrics_port, logger }) : null;
   try {
     await api.start();
     logger.info({ port: api.port, scheme: api.scheme }, `HTTP API at ${api.scheme}://${endpoint(c.address, api.port)}`);

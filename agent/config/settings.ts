@@ -46,7 +46,16 @@ export const SETTINGS = {
     live: false,
     group: 'identity',
     description:
-      'Address the agent listens on for Raft traffic from the other nodes (0.0.0.0 for all interfaces). The default only accepts connections from this machine.',
+      "This node's address on the cluster network: the other nodes and API clients connect to it, and the agent announces it. The agent also listens on it, unless listen_address says otherwise. The default only accepts connections from this machine.",
+  }),
+  listen_address: optionalText({
+    check: hostProblem,
+    hint: "give an IP address or host name, or 0.0.0.0 for every interface, e.g. pgraft.listen_address = '0.0.0.0'",
+    range: 'IP address or host name; 0.0.0.0 or ::',
+    live: false,
+    group: 'identity',
+    description:
+      'Where the agent listens for Raft, API and metrics connections when that differs from address, which stays the address announced: 0.0.0.0 in a container or behind NAT, where the address others reach is not one of the machine\'s own. Unset: address.',
   }),
   port: port(7001, 'TCP port for Raft traffic between agents (not the PostgreSQL port).'),
   api_port: port(7002, 'TCP port of the HTTP API: status, health checks for load balancers, key-value store.'),

@@ -151,8 +151,20 @@ export function text(
 }
 
 /** A string that may be left unset (an empty value unsets it, as in PostgreSQL). */
-export function optionalText(o: Common & { readonly secret?: boolean }): SettingSpec<string | null> {
-  return stringSpec('string', { ...o, default: null }, (s) => ok(s === '' ? null : s));
+export function optionalText(
+  o: Common & {
+    readonly secret?: boolean;
+    /** What is wrong with a value that is set, or null. */
+    readonly check?: (s: string) => string | null;
+    readonly hint?: string;
+    readonly range?: string;
+  },
+): SettingSpec<string | null> {
+  return stringSpec('string', { ...o, default: null }, (s) => {
+    if (s === '') return ok(null);
+    const problem = o.check?.(s) ?? null;
+    return problem === null ? ok(s) : fail(problem, o.hint);
+  });
 }
 
 function absolute<T extends string | null>(s: string): Checked<T> {

@@ -54,8 +54,10 @@ export interface PeerTransportOptions {
   rng?: Rng;
   /** A recurring warning (peer down, refused, queue full) is logged at most once per interval. */
   logRepeatIntervalMs?: number;
-  /** host:port peers should dial to reach this node; default listenHost and the bound port. */
+  /** host:port peers should dial to reach this node; default advertiseHost and the bound port. */
   advertiseAddress?: string;
+  /** The host peers should dial, with the bound port; default listenHost. */
+  advertiseHost?: string;
   onMessage(m: Message): void;
   /** A peer connected to us and told where it accepts connections (see Hello.advertise). */
   onPeerIdentified?(peer: NodeId, advertise: string): void;
@@ -74,9 +76,9 @@ export interface PeerTransportOptions {
  */
 export class PeerTransport {
   private readonly opts: Required<
-    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseAddress' | 'onPeerIdentified' | 'onPeerDisconnected'>
+    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseAddress' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>
   > &
-    Pick<PeerTransportOptions, 'tls' | 'advertiseAddress' | 'onPeerIdentified' | 'onPeerDisconnected'>;
+    Pick<PeerTransportOptions, 'tls' | 'advertiseAddress' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>;
   private readonly streams = new Map<NodeId, PeerStream>();
   private readonly inbound = new Set<InboundConnection>();
   private readonly inboundByPeer = new Map<NodeId, InboundConnection>();
@@ -126,7 +128,7 @@ export class PeerTransport {
     this.streamCtx = {
       nodeId: options.nodeId,
       clusterId: options.clusterId,
-      advertise: () => this.opts.advertiseAddress ?? `${this.opts.listenHost}:${this.boundPort}`,
+      advertise: () => this.opts.advertiseAddress ?? `${this.opts.advertiseHost ?? this.opts.listenHost}:${this.boundPort}`,
       logger: log,
       tls: options.tls !== undefined,
       connect: (host, port) => this.connect(host, port),

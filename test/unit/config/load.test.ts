@@ -52,6 +52,7 @@ describe('loading', () => {
       cluster_id: 'pgraft-cluster',
       node_id: 1,
       address: '127.0.0.1',
+      listen_address: null,
       port: 7001,
       api_port: 7002,
       data_dir: '/var/lib/postgresql/pgraft',
@@ -141,6 +142,16 @@ describe('loading', () => {
       { id: 1, host: '10.0.0.1', port: 7001 },
       { id: 2, host: '10.0.0.2', port: 7001 },
       { id: 3, host: 'fd00::3', port: 7001 },
+    ]);
+  });
+
+  it('takes a listen address apart from the address announced, and refuses one that is no address', () => {
+    const { config } = ok(`${BASE}pgraft.address = '203.0.113.7'\npgraft.listen_address = '0.0.0.0'\n`);
+    expect([config.address, config.listen_address]).toEqual(['203.0.113.7', '0.0.0.0']);
+    expect(ok(`${BASE}pgraft.listen_address = ''\n`).config.listen_address).toBeNull();
+    expect(errors(`${BASE}pgraft.listen_address = '10.0.0.300'\n`)).toEqual([
+      'postgresql.conf:3: invalid value "10.0.0.300" for pgraft.listen_address: "10.0.0.300" is not a valid IPv4 address\n' +
+        "    hint: give an IP address or host name, or 0.0.0.0 for every interface, e.g. pgraft.listen_address = '0.0.0.0'",
     ]);
   });
 });
