@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { cloneConfState } from '../raft/confchange';
 import { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage, UnavailableError } from '../raft/types';
 import { StorageClosedError, StorageFailedError } from './errors';
@@ -15,7 +16,7 @@ import {
 } from './format';
 import { FsFile, FsOps, nodeFsOps } from './fs_ops';
 import { LogCache } from './log_cache';
-import { HARD_STATE_NAME, Layout, listSnapshots, SEGMENT_OPEN, snapshotName, writeFileAtomic } from './layout';
+import { HARD_STATE_NAME, Layout, listSnapshots, SEGMENT_OPEN, snapshotName, TEMP_SUFFIX, writeFileAtomic, writeFileDurable } from './layout';
 import { silentLogger, StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
 import { checkedSnapshot, recover, RecoveredState } from './recovery';
@@ -124,6 +125,8 @@ export class DiskStorage implements Storage {
 
   private failure: StorageFailedError | null = null;
   private closed = false;
+  /** Settles when the snapshot being taken is adopted or given up (see snapshotState). */
+  private snapshotInProgress: Promise<void> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
   /** Opens (creating if needed) the data directory and recovers the log; see recovery.ts. */
@@ -234,23 +237,56 @@ export class DiskStorage implements Storage {
    * is never copied whole; the pieces must be those of the state as captured, however long
    * the write takes (StateMachine.image() keeps them so). The snapshot returned carries no image:
    * snapshot() reads it back from the file when one is needed.
+   *
+   * Log writes go on while the file is written: a snapshot takes as long as the state is big,
+   * and the log must not stall for that long. The file is written under a name of its own and
+   * renamed into place only if no newer snapshot (one installed from the leader) arrived in
+   * the meantime; until then the log keeps every segment the previous snapshot needs, and the
+   * new one needs no fewer. close() waits for a snapshot in progress.
    */
   snapshotState(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
-    return this.mutation(async () => {
+    const taking = this.takeSnapshot(capture);
+    const done = taking.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.snapshotInProgress = done;
+    void done.then(() => {
+      if (this.snapshotInProgress === done) this.snapshotInProgress = null;
+    });
+    return taking;
+  }
+
+  private async takeSnapshot(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
+    const planned = await this.mutation(async () => {
       const { index, confState, image } = capture();
-      if (index <= this.log.snapshot().metadata.index) return this.snapshot();
+      if (index <= this.log.snapshot().metadata.index) return null;
       const last = this.log.lastIndex();
       if (index > last) throw new UnavailableError(index, last);
       const metadata = { index, term: this.log.term(index), confState: cloneConfState(confState) };
       const start = index < last ? this.index.find(index + 1) : this.endOfLog();
+      // The snapshot points into the log; what it points at must be durable before it is.
+      if (this.unsynced) await this.io(() => this.syncLog());
+      return { metadata, image, start };
+    });
+    if (!planned) return this.snapshot();
+    const { metadata, image, start } = planned;
+    const name = snapshotName(metadata.index, metadata.term);
+    // Its own temporary name: a snapshot of the same index installed meanwhile writes the other.
+    const pending = path.join(this.layout.snapshotDir, `${name}.taken${TEMP_SUFFIX}`);
+    await this.io(() => writeFileDurable(this.fs, pending, encodeSnapshot(metadata, start, image)));
+    return this.mutation(async () => {
+      if (metadata.index <= this.log.snapshot().metadata.index) {
+        await this.fs.remove(pending).catch(() => undefined); // or at the next open
+        return this.snapshot();
+      }
       await this.io(async () => {
-        // The snapshot points into the log; what it points at must be durable before it is.
-        if (this.unsynced) await this.syncLog();
-        await this.writeSnapshotFile(metadata, image, start);
+        await this.fs.rename(pending, this.layout.snapshotPath(metadata.index, metadata.term));
+        await this.fs.syncDir(this.layout.snapshotDir);
       });
       this.holdSnapshot(metadata, 'record');
       this.snapshotStart = start;
-      this.durableCommit = Math.max(this.durableCommit, index);
+      this.durableCommit = Math.max(this.durableCommit, metadata.index);
       await this.pruneSnapshots();
       return { metadata, data: NO_DATA };
     });
@@ -283,7 +319,9 @@ export class DiskStorage implements Storage {
   }
 
   /** Flushes and closes the files. Later writes are refused with StorageClosedError. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // Before queueing: the snapshot's last step queues behind whatever is queued when it ends.
+    await this.snapshotInProgress;
     return this.exclusive(async () => {
       if (this.closed) return;
       this.closed = true;

@@ -71,21 +71,29 @@ export async function listSnapshots(fs: FsOps, dir: string): Promise<{ name: str
  */
 export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data: Uint8Array | Iterable<Uint8Array>): Promise<void> {
   const tmp = path.join(dir, name + TEMP_SUFFIX);
-  const file = await fs.open(tmp, 'replace');
+  await writeFileDurable(fs, tmp, data);
+  await fs.rename(tmp, path.join(dir, name));
+  await fs.syncDir(dir);
+}
+
+/**
+ * Writes `data` to `file` (replacing it) and fsyncs it; the caller renames it into place. A
+ * name ending in TEMP_SUFFIX is removed at the next open if a crash leaves it behind.
+ */
+export async function writeFileDurable(fs: FsOps, file: string, data: Uint8Array | Iterable<Uint8Array>): Promise<void> {
+  const handle = await fs.open(file, 'replace');
   try {
     let at = 0;
     for (const piece of data instanceof Uint8Array ? [data] : data) {
-      await file.write(piece, at);
+      await handle.write(piece, at);
       at += piece.length;
     }
-    await file.sync();
+    await handle.sync();
   } catch (e) {
-    await file.close().catch(() => undefined);
+    await handle.close().catch(() => undefined);
     throw e;
   }
-  await file.close();
-  await fs.rename(tmp, path.join(dir, name));
-  await fs.syncDir(dir);
+  await handle.close();
 }
 
 /** Removes leftovers of interrupted atomic replacements. */

@@ -29,7 +29,29 @@ export function errnoError(code: string, file: string): NodeJS.ErrnoException {
 export class TestFs implements FsOps {
   readonly calls: { op: Op; file: string }[] = [];
   private faults: Fault[] = [];
+  private holds: { op: Op; match: (file: string) => boolean; reached: () => void; released: Promise<void> }[] = [];
   private readonly open_ = new Set<FsFile>();
+
+  /**
+   * The next `op` on a file matching `match` waits until release() is called; `reached`
+   * resolves when it starts waiting.
+   */
+  holdNext(op: Op, match: (file: string) => boolean): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    const released = new Promise<void>((r) => (release = r));
+    this.holds.push({ op, match, reached, released });
+    return { reached: reachedP, release };
+  }
+
+  private async waitIfHeld(op: Op, file: string): Promise<void> {
+    const i = this.holds.findIndex((h) => h.op === op && h.match(file));
+    if (i < 0) return;
+    const [hold] = this.holds.splice(i, 1);
+    hold.reached();
+    await hold.released;
+  }
 
   /** The next `op` on a file matching `match` fails with `code`. */
   failNext(op: Op, code: string, match: (file: string, bytes?: number) => boolean = () => true, partialBytes?: number): void {
@@ -80,6 +102,7 @@ export class TestFs implements FsOps {
       },
       sync: async () => {
         this.throwIf('sync', file);
+        await this.waitIfHeld('sync', file);
         await inner.sync();
       },
       truncate: async (length) => {

@@ -210,3 +210,56 @@ describe('DiskStorage snapshots and compaction', () => {
     await storage.close();
   });
 });
+
+describe('DiskStorage snapshots taken while the log is written', () => {
+  const h = storageHarness();
+  const taken = (file: string) => file.endsWith('.taken.tmp');
+  const image = (text: string) => {
+    const bytes = Buffer.from(text);
+    return { size: bytes.length, *pieces() { yield bytes; } };
+  };
+
+  test('log writes go on while the snapshot file is written; close() waits for the snapshot', async () => {
+    const { storage, fs } = await h.open();
+    await storage.save({ entries: ents(1, 10, 1), hardState: { term: 1, vote: 1, commit: 10 } });
+    const hold = fs.holdNext('sync', taken);
+    let settled = false;
+    const snap = storage.snapshotState(() => ({ index: 10, confState: conf, image: image('state at 10') }));
+    void snap.then(() => (settled = true));
+    await hold.reached;
+    // The snapshot's file is not durable yet, and the log takes a write all the same.
+    await storage.save({ entries: ents(11, 12, 1), hardState: { term: 1, vote: 1, commit: 12 } });
+    expect(storage.lastIndex()).toBe(12);
+    expect(storage.snapshotMetadata().index).toBe(0);
+    let closed = false;
+    const closing = storage.close().then(() => (closed = true));
+    expect([settled, closed]).toEqual([false, false]);
+    hold.release();
+    expect((await snap).metadata.index).toBe(10);
+    await closing;
+    expect(await snapshotFiles(h.dir())).toEqual(['snapshot-10-1.dat']);
+    const { storage: again } = await h.open();
+    expect([again.snapshotMetadata().index, again.lastIndex()]).toEqual([10, 12]);
+    expect(Buffer.from(again.snapshot().data).toString()).toBe('state at 10');
+    await again.close();
+  });
+
+  test('a newer snapshot installed while the file is written wins, and the file taken is dropped', async () => {
+    const { storage, fs } = await h.open();
+    await storage.save({ entries: ents(1, 10, 1), hardState: { term: 1, vote: 1, commit: 10 } });
+    const hold = fs.holdNext('sync', taken);
+    const snap = storage.snapshotState(() => ({ index: 10, confState: conf, image: image('ours at 10') }));
+    await hold.reached;
+    const leaders = { metadata: { index: 20, term: 2, confState: conf }, data: Buffer.from('the leader\'s at 20') };
+    await storage.save({ snapshot: leaders, hardState: { term: 2, vote: 0, commit: 20 } });
+    hold.release();
+    const result = await snap;
+    expect(result.metadata).toEqual({ index: 20, term: 2, confState: conf });
+    expect(await snapshotFiles(h.dir())).toEqual(['snapshot-20-2.dat']);
+    expect((await fsp.readdir(path.join(h.dir(), 'snapshots'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    await storage.close();
+    const { storage: again } = await h.open();
+    expect(Buffer.from(again.snapshot().data).toString()).toBe("the leader's at 20");
+    await again.close();
+  });
+});
