@@ -10,11 +10,11 @@ import {
   reloadConfig,
   resolveConfigFiles,
 } from '../config';
-import { ApiServer, agentTlsClient } from '../http/api';
+import { ApiServer } from '../http/api';
 import { AgentMetrics } from '../http/metrics';
 import { MetricsServer } from '../http/metrics_server';
 import { Agent } from '../node';
-import { TlsMaterial, readTlsMaterial } from '../transport';
+import { TlsMaterial, agentTlsClient, readTlsMaterial } from '../transport';
 import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
 import { ExitCode } from './exit_codes';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Op } from '../fsm/commands';
 import { Agent, splitHostPort } from '../node';
 import { NONE, NodeId } from '../raft/types';
-import type { TlsMaterial } from '../transport';
+import { TlsMaterial, agentTlsClient } from '../transport';
 import { close, listen } from './listen';
 import { FORWARDED_HEADER, HANDLED_BY_HEADER, forwardToLeader } from './forward';
 import {
@@ -486,12 +486,3 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/v1/transfer-leadership', mutating: true, leaderOnly: true, body: controlBody, handle: ApiServer.prototype.transferLeadership },
   { method: 'POST', path: '/v1/snapshot', mutating: true, leaderOnly: false, body: controlBody, handle: ApiServer.prototype.snapshot },
 ];
-
-/**
- * TLS for one agent calling another's API (a call passed on to the leader, a join): the
- * cluster CA is the trust anchor and the node presents its own certificate, as on the Raft
- * port; host names are not checked there either (node certificates often name other hosts).
- */
-export function agentTlsClient(t: TlsMaterial): tls.ConnectionOptions {
-  return { ca: t.ca, cert: t.cert, key: t.key, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined };
-}

@@ -125,8 +125,8 @@ export class DiskStorage implements Storage {
 
   private failure: StorageFailedError | null = null;
   private closed = false;
-  /** Settles when the snapshot being taken is adopted or given up (see snapshotState). */
-  private snapshotInProgress: Promise<void> | null = null;
+  /** Settles when the last snapshot begun is adopted or given up (see snapshotState). */
+  private snapshotSettled: Promise<void> = Promise.resolve();
   private queue: Promise<unknown> = Promise.resolve();
 
   /** Opens (creating if needed) the data directory and recovers the log; see recovery.ts. */
@@ -246,14 +246,10 @@ export class DiskStorage implements Storage {
    */
   snapshotState(capture: () => { index: number; confState: ConfState; image: SnapshotImage }): Promise<Snapshot> {
     const taking = this.takeSnapshot(capture);
-    const done = taking.then(
+    this.snapshotSettled = taking.then(
       () => undefined,
       () => undefined,
     );
-    this.snapshotInProgress = done;
-    void done.then(() => {
-      if (this.snapshotInProgress === done) this.snapshotInProgress = null;
-    });
     return taking;
   }
 
@@ -321,7 +317,7 @@ export class DiskStorage implements Storage {
   /** Flushes and closes the files. Later writes are refused with StorageClosedError. */
   async close(): Promise<void> {
     // Before queueing: the snapshot's last step queues behind whatever is queued when it ends.
-    await this.snapshotInProgress;
+    await this.snapshotSettled;
     return this.exclusive(async () => {
       if (this.closed) return;
       this.closed = true;

@@ -1,4 +1,4 @@
-export { PeerTransport, DEFAULT_PEER_PORT, readTlsMaterial } from './transport';
+export { PeerTransport, DEFAULT_PEER_PORT, agentTlsClient, readTlsMaterial } from './transport';
 export type { PeerTransportOptions, TlsFiles, TlsMaterial } from './transport';
 export type { PeerStats } from './peer_stream';
 export type { Logger, LogFn } from './logger';

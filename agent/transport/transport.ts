@@ -54,9 +54,7 @@ export interface PeerTransportOptions {
   rng?: Rng;
   /** A recurring warning (peer down, refused, queue full) is logged at most once per interval. */
   logRepeatIntervalMs?: number;
-  /** host:port peers should dial to reach this node; default advertiseHost and the bound port. */
-  advertiseAddress?: string;
-  /** The host peers should dial, with the bound port; default listenHost. */
+  /** The host peers should dial to reach this node, with the bound port; default listenHost. */
   advertiseHost?: string;
   onMessage(m: Message): void;
   /** A peer connected to us and told where it accepts connections (see Hello.advertise). */
@@ -76,9 +74,9 @@ export interface PeerTransportOptions {
  */
 export class PeerTransport {
   private readonly opts: Required<
-    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseAddress' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>
+    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>
   > &
-    Pick<PeerTransportOptions, 'tls' | 'advertiseAddress' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>;
+    Pick<PeerTransportOptions, 'tls' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>;
   private readonly streams = new Map<NodeId, PeerStream>();
   private readonly inbound = new Set<InboundConnection>();
   private readonly inboundByPeer = new Map<NodeId, InboundConnection>();
@@ -128,7 +126,7 @@ export class PeerTransport {
     this.streamCtx = {
       nodeId: options.nodeId,
       clusterId: options.clusterId,
-      advertise: () => this.opts.advertiseAddress ?? `${this.opts.advertiseHost ?? this.opts.listenHost}:${this.boundPort}`,
+      advertise: () => `${this.opts.advertiseHost ?? this.opts.listenHost}:${this.boundPort}`,
       logger: log,
       tls: options.tls !== undefined,
       connect: (host, port) => this.connect(host, port),
@@ -312,13 +310,9 @@ export class PeerTransport {
   }
 
   private async createTlsServer(files: TlsFiles): Promise<tls.Server> {
-    const { cert, key, ca } = await readTlsMaterial(files);
-    const common = { cert, key, ca, minVersion: 'TLSv1.2' as const };
-    this.tlsClientOptions = {
-      ...common,
-      rejectUnauthorized: true,
-      ...(files.verifyHostname ? {} : { checkServerIdentity: () => undefined }),
-    };
+    const material = await readTlsMaterial(files);
+    const common = { ...material, minVersion: 'TLSv1.2' as const };
+    this.tlsClientOptions = agentTlsClient(material, files.verifyHostname);
     let server: tls.Server;
     try {
       server = tls.createServer({
@@ -413,6 +407,20 @@ export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca: Buffer;
+}
+
+/**
+ * How one agent connects to another over TLS (the Raft port, and the HTTP API with
+ * pgraft.api_tls): the cluster CA is the trust anchor and the node presents its own
+ * certificate; host names are checked only when asked (see TlsFiles.verifyHostname).
+ */
+export function agentTlsClient(m: TlsMaterial, verifyHostname = false): tls.ConnectionOptions {
+  return {
+    ...m,
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: true,
+    ...(verifyHostname ? {} : { checkServerIdentity: () => undefined }),
+  };
 }
 
 /** Reads the three files; a failure names the file and what to check. */

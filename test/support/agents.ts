@@ -179,14 +179,17 @@ export async function http(
     headers,
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const text = await res.text();
+  return answer(res.status, Object.fromEntries(res.headers.entries()), await res.text());
+}
+
+function answer(status: number, headers: HttpAnswer['headers'], text: string): HttpAnswer {
   let parsed: unknown = null;
   try {
     parsed = JSON.parse(text);
   } catch {
     parsed = null;
   }
-  return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body: parsed, text };
+  return { status, headers, body: parsed, text };
 }
 
 function httpsCall(port: number, method: string, pathname: string, payload: string | Buffer | undefined, headers: Record<string, string>, timeoutMs: number, ca: Buffer): Promise<HttpAnswer> {
@@ -195,16 +198,7 @@ function httpsCall(port: number, method: string, pathname: string, payload: stri
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown = null;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = null;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
-      });
+      res.on('end', () => resolve(answer(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString('utf8'))));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);

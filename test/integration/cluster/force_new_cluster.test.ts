@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ExitCode } from '../../../agent/cli/exit_codes';
+import { snapshotName } from '../../../agent/storage/layout';
 import { TestCluster, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
 
 afterEach(cleanupAgents);
@@ -64,9 +65,10 @@ test('a cluster restored from one snapshot file: force-new-cluster, then the nod
   c.startFounders();
   const leader = await c.waitLeader();
   const keys = await putMany(leader, 'backed-up-', 20);
-  expect((await leader.api('POST', '/v1/snapshot', {})).status).toBe(200);
+  const taken = await leader.api('POST', '/v1/snapshot', {});
+  expect(taken.status).toBe(200);
   const snapshots = path.join(leader.dataDir, 'snapshots');
-  const newest = fs.readdirSync(snapshots).filter((f) => /^snapshot-\d+-\d+\.dat$/.test(f)).sort((a, b) => parseInt(b.split('-')[1], 10) - parseInt(a.split('-')[1], 10))[0];
+  const newest = snapshotName(taken.body.index, taken.body.term);
   const backup = fs.readFileSync(path.join(snapshots, newest));
   for (const n of c.running()) await n.kill9();
 
