@@ -3,7 +3,7 @@
  * agent listens where listen_address says and announces address, which the other nodes dial.
  * Here the nodes listen on 127.0.0.1 and announce "localhost", a name for it.
  */
-import { TestCluster, cleanupAgents, expectAllReadable, putMany } from '../../support/agents';
+import { TestCluster, cleanupAgents, expectAllReadable, putMany, waitFor } from '../../support/agents';
 
 afterEach(cleanupAgents);
 
@@ -19,7 +19,11 @@ test('the agent listens on listen_address and announces address; the others reac
     await n.p.waitForLog('the Raft listener', (l) => l.msg === `listening for peers on 127.0.0.1:${n.raftPort}`);
     await n.p.waitForLog('the API', (l) => l.msg === `HTTP API at http://localhost:${n.apiPort}`);
   }
-  const announced = (await leader.status()).members.map((m) => [m.id, m.apiAddress]);
+  // Each node records its API address through Raft once it knows a leader.
+  const announced = await waitFor('every node to record its API address', async () => {
+    const members = (await leader.status()).members;
+    return members.every((m) => m.apiAddress !== '') && members.map((m) => [m.id, m.apiAddress]);
+  });
   expect(announced).toEqual([1, 2, 3].map((id) => [id, `localhost:${c.node(id).apiPort}`]));
 
   // A joining node is added under the address it announces, and the leader replicates to it there.
