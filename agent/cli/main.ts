@@ -1,27 +1,18 @@
 #!/usr/bin/env node
 // First: heap settings must precede the allocations of loading everything else.
 import './heap_at_start';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Argv } from 'yargs';
 import yargs from 'yargs/yargs';
 import { TIME_UNITS, parseNumber } from '../config/values';
+import { VERSION } from '../version';
 import { CommandError, apiTarget } from './client';
 import * as control from './control';
 import { ExitCode } from './exit_codes';
 import { forceNewCluster } from './force_new_cluster';
+import { rollingRestart } from './rolling_restart';
 import { runAgent } from './run_agent';
 
 type Action = () => Promise<number>;
-
-/** The package's version, from the package.json above this file (source or dist/). */
-function version(): string {
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown';
-  }
-  return 'unknown';
-}
 
 /** A time from the command line: 500ms, 30s, 2min; a bare number is milliseconds, as in postgresql.conf. */
 function duration(text: unknown, option: string): number {
@@ -195,6 +186,27 @@ async function main(argv: string[]): Promise<number> {
       (a) => set(() => control.snapshot(ctl(a))),
     )
     .command(
+      'rolling-restart',
+      'restart every member in turn with your command (an upgrade: install first), keeping a leader: followers first, the leader last after handing over',
+      (y) =>
+        controlOptions(y)
+          .option('exec', {
+            type: 'string',
+            demandOption: true,
+            describe: "shell command that restarts one node's agent; NODE_ID, NODE_HOST, NODE_API, NODE_RAFT and NODE_ROLE name the node",
+          })
+          .option('node-timeout', { type: 'string', default: '5min', describe: 'per node: how long the command, the return and the catch-up may take' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print the order and each node\'s variables; restart nothing' })
+          .example(
+            '$0 rolling-restart --api 10.0.1.11:7002 --exec \'ssh "$NODE_HOST" sudo systemctl restart pgraft-agent\'',
+            'restart every agent, one at a time',
+          ),
+      (a) =>
+        set(() =>
+          rollingRestart({ ...ctl(a), exec: String(a.exec), nodeTimeoutMs: duration(a['node-timeout'], 'node-timeout'), dryRun: a['dry-run'] }),
+        ),
+    )
+    .command(
       'force-new-cluster',
       'recovery after the quorum is lost for good: rewrite this stopped node\'s data so that it is the only member, keeping its log',
       (y) =>
@@ -208,7 +220,7 @@ async function main(argv: string[]): Promise<number> {
     .strict()
     .help()
     .alias('help', 'h')
-    .version(version())
+    .version(VERSION)
     .epilog('Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 unavailable (no leader / unhealthy), 5 timeout, 6 unauthorized. See docs/cli.md.')
     .fail((msg, err) => {
       if (err) throw err;

@@ -94,6 +94,8 @@ export class ApiServer {
   private readonly forwardTimeoutMs: number;
   /** How this node connects to the leader's API when it passes a call on; null: plain HTTP. */
   private readonly forwardTls: tls.ConnectionOptions | null;
+  /** When this agent started, as GET /v1/status reports it (a restart changes it). */
+  private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly opts: ApiServerOptions) {
     this.maxKeyBytes = opts.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
@@ -218,7 +220,7 @@ export class ApiServer {
   // ---- handlers ------------------------------------------------------------------------------
 
   status(call: Call): void {
-    sendJson(call.res, 200, statusView(this.agent, this.opts.clusterId));
+    sendJson(call.res, 200, statusView(this.agent, this.opts.clusterId, this.startedAt));
   }
 
   /** Healthy: the agent runs, a leader is known, and a follower has heard from it lately. */

@@ -1,5 +1,6 @@
 import type { Agent } from '../node';
 import { NONE, NodeId, StateRole } from '../raft/types';
+import { VERSION } from '../version';
 
 /** One member as GET /v1/status shows it. */
 export interface MemberView {
@@ -26,6 +27,10 @@ export interface StatusView {
   state: string;
   /** Why the agent is in ERROR, else null. */
   failure: string | null;
+  /** The pgraft version the agent runs. */
+  version: string;
+  /** When the agent process started (ISO 8601): a restart changes it. */
+  startedAt: string;
   role: StateRole;
   term: number;
   leaderId: NodeId | null;
@@ -43,7 +48,7 @@ export function apiAddressOf(agent: Agent, id: NodeId): string {
   return agent.memberAddress(id)?.api || agent.fsm.member(id)?.apiAddress || '';
 }
 
-export function statusView(agent: Agent, clusterId: string, now = Date.now()): StatusView {
+export function statusView(agent: Agent, clusterId: string, startedAt: string, now = Date.now()): StatusView {
   const st = agent.status();
   const lead = st.softState.lead;
   const progress = st.progress;
@@ -72,6 +77,8 @@ export function statusView(agent: Agent, clusterId: string, now = Date.now()): S
     clusterId,
     state: agent.state,
     failure: agent.failure?.message ?? null,
+    version: VERSION,
+    startedAt,
     role: st.softState.role,
     term: st.hardState.term,
     leaderId: lead === NONE ? null : lead,
