@@ -31,7 +31,7 @@ async function settled(c: TestCluster): Promise<TestNode> {
 
 describe('metrics', () => {
   beforeAll(() => {
-    execFileSync(path.join(REPO, 'scripts', 'ensure-promtool'), { stdio: 'inherit', timeout: 300_000 });
+    execFileSync(path.join(REPO, 'scripts', 'ensure-tool'), ['promtool', 'prometheus'], { stdio: 'inherit', timeout: 300_000 });
   }, 300_000);
 
   test('a live agent serves /metrics that promtool check metrics accepts', async () => {
