@@ -299,8 +299,15 @@ export class Raft {
   forgetLeader(): void {
     if (this.state !== StateRole.Follower || this.lead === NONE) return;
     this.lead = NONE;
-    // The lease is gone, and this node campaigns within one spread of election timeouts; the
-    // jitter keeps the surviving followers from campaigning in the same tick and splitting the vote.
+    this.campaignSoon();
+  }
+
+  /**
+   * Brings this node's next campaign forward to within one spread of election timeouts; the
+   * jitter keeps nodes that do this at the same moment from campaigning in the same tick and
+   * splitting the vote. Liveness only: a campaign still needs a majority.
+   */
+  private campaignSoon(): void {
     const soon = this.randomizedElectionTimeout - 1 - this.rng.intn(this.electionSpread());
     this.electionElapsed = Math.max(this.electionElapsed, this.electionTimeout, soon);
   }
@@ -480,6 +487,13 @@ export class Raft {
           const resp = emptyMessage(respType, m.from, this.id, this.term);
           resp.reject = true;
           this.send(resp);
+          // A pre-candidate refusing a candidate whose log is behind its own is the better
+          // candidate, and has just learned that the voter it could not win over is now
+          // campaigning itself, so free to grant: it campaigns again soon instead of an
+          // election timeout later. After a leader's crash, the follower with the newest
+          // entry may have campaigned first and been ignored by a follower that still held
+          // the old leader's lease; without this, the cluster waited for its next timeout.
+          if (canVote && this.state === StateRole.PreCandidate) this.campaignSoon();
         }
         return null;
       }

@@ -288,6 +288,40 @@ describe('forgetting a crashed leader (fast failover)', () => {
     expect(c.leader()).toBe(1);
     expect(c.get(3).node.status().softState.lead).toBe(1);
   });
+
+  test('the follower with the newest entry, ignored while the other still held the lease, campaigns again as soon as the other asks it for a vote', () => {
+    // After the crash, each seed draws other timeouts; without the early campaign every seed
+    // waits for node 2's next election timeout (40 ticks after its first campaign).
+    const ticksToLeader: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const c = new Cluster([1, 2, 3], { electionTick: 40, preVote: true, checkQuorum: true }, seed);
+      c.campaign(1);
+      c.cutLink(1, 3);
+      expect(c.propose(1, 'only node 2 has this')).not.toBeNull();
+      c.settle();
+      c.isolate(1); // the leader crashes; node 2 notices first
+      c.get(2).node.forgetLeader();
+      let ticks = 0;
+      while (c.get(2).node.status().softState.role !== StateRole.PreCandidate) {
+        c.tick(2);
+        ticks++;
+      }
+      // Node 3 still held the lease and ignored node 2's pre-vote; now it notices too, and
+      // campaigns with a log behind node 2's: refused.
+      c.get(3).node.forgetLeader();
+      // (The isolated old leader still believes it leads.)
+      const successor = () => [2, 3].find((id) => c.get(id).node.status().softState.role === StateRole.Leader);
+      while (successor() === undefined) {
+        c.tick(2);
+        c.tick(3);
+        ticks++;
+        expect(ticks).toBeLessThan(200);
+      }
+      expect(successor()).toBe(2);
+      ticksToLeader.push(ticks);
+    }
+    expect(Math.max(...ticksToLeader)).toBeLessThan(40);
+  });
 });
 
 describe('election timer (Figure 2)', () => {
