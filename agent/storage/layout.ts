@@ -77,6 +77,13 @@ export async function writeFileAtomic(fs: FsOps, dir: string, name: string, data
 }
 
 /**
+ * A large file is synced every this many bytes as it is written, not only at the end: the
+ * disk then takes its pages a little at a time, and the log's own syncs, which share the
+ * disk (and the file system's journal), never wait behind one flush of a whole snapshot.
+ */
+export const SYNC_EVERY_BYTES = 1024 * 1024;
+
+/**
  * Writes `data` to `file` (replacing it) and fsyncs it; the caller renames it into place. A
  * name ending in TEMP_SUFFIX is removed at the next open if a crash leaves it behind.
  */
@@ -84,11 +91,16 @@ export async function writeFileDurable(fs: FsOps, file: string, data: Uint8Array
   const handle = await fs.open(file, 'replace');
   try {
     let at = 0;
+    let synced = 0;
     for (const piece of data instanceof Uint8Array ? [data] : data) {
       await handle.write(piece, at);
       at += piece.length;
+      if (at - synced >= SYNC_EVERY_BYTES) {
+        await handle.sync();
+        synced = at;
+      }
     }
-    await handle.sync();
+    if (at > synced || at === 0) await handle.sync();
   } catch (e) {
     await handle.close().catch(() => undefined);
     throw e;
