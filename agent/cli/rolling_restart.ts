@@ -177,7 +177,9 @@ class Run {
         );
       }
       try {
-        const now = await this.status(step.api, Math.min(this.o.timeoutMs, left));
+        // Each probe gets at least a second, so that one cut short by the deadline does not
+        // hide what the probes before it found.
+        const now = await this.status(step.api, Math.min(this.o.timeoutMs, Math.max(left, 1000)));
         if (now.startedAt === before.startedAt) {
           last = `its agent still runs since ${before.startedAt}: the restart command did not restart it`;
         } else {
