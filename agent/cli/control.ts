@@ -30,9 +30,29 @@ export async function status(o: ControlOptions): Promise<number> {
   if (o.json) {
     process.stdout.write(`${JSON.stringify(leaderView && leaderView !== local ? { ...local, leaderView } : local, null, 2)}\n`);
   } else {
-    process.stdout.write(`${formatStatus(local, leaderView)}\n`);
+    const known = leaderView ? [local, leaderView] : [local];
+    process.stdout.write(`${formatStatus(local, leaderView, await memberVersions(leaderView ?? local, known, o))}\n`);
   }
   return ExitCode.OK;
+}
+
+/** How long `status` waits for each other member to tell its version. */
+const VERSION_TIMEOUT_MS = 2000;
+
+/**
+ * The pgraft version each member runs (what a rolling upgrade changes), asked of each member
+ * not already heard from; a member that does not answer in time is left out.
+ */
+async function memberVersions(view: StatusView, known: StatusView[], o: ControlOptions): Promise<Map<number, string>> {
+  const versions = new Map(known.map((s) => [s.nodeId, s.version]));
+  const ask = view.members.filter((m) => !versions.has(m.id) && m.apiAddress !== '');
+  await Promise.all(
+    ask.map(async (m) => {
+      const a = await callApi({ ...o, api: m.apiAddress, timeoutMs: Math.min(o.timeoutMs, VERSION_TIMEOUT_MS) }, 'GET', '/v1/status').catch(() => null);
+      if (a?.status === 200 && typeof a.body?.version === 'string') versions.set(m.id, a.body.version);
+    }),
+  );
+  return versions;
 }
 
 export async function health(o: ControlOptions): Promise<number> {

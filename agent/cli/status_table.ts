@@ -25,9 +25,10 @@ function ago(ms: number | null, self: boolean): string {
 /**
  * `pgraft status` as text: this node's view in a line, then the members. Match index, lag
  * and last contact come from the leader's view when `leaderView` is given (only the leader
- * tracks its followers' progress).
+ * tracks its followers' progress); each member's version from `versions` ('?' where the
+ * member did not say).
  */
-export function formatStatus(local: StatusView, leaderView: StatusView | null): string {
+export function formatStatus(local: StatusView, leaderView: StatusView | null, versions: ReadonlyMap<number, string> = new Map()): string {
   const lines: string[] = [];
   lines.push(
     `cluster ${local.clusterId}: node ${local.nodeId} is ${local.role} (${local.state}), term ${local.term}, ` +
@@ -44,8 +45,9 @@ export function formatStatus(local: StatusView, leaderView: StatusView | null): 
     m.matchIndex === null ? '-' : String(m.matchIndex),
     m.lag === null ? '-' : String(m.lag),
     ago(m.lastContactMs, m.id === view.nodeId),
+    versions.get(m.id) ?? '?',
   ]);
-  lines.push(table(['ID', 'ADDRESS', 'API', 'ROLE', 'TERM', 'MATCH', 'LAG', 'LAST CONTACT'], rows));
+  lines.push(table(['ID', 'ADDRESS', 'API', 'ROLE', 'TERM', 'MATCH', 'LAG', 'LAST CONTACT', 'VERSION'], rows));
   if (leaderView === null && local.role !== 'leader') {
     lines.push(`(match index and lag are known to the leader only${local.leaderId ? `; its API could not be reached` : ''})`);
   } else if (leaderView !== null && leaderView.nodeId !== local.nodeId) {

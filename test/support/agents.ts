@@ -327,6 +327,8 @@ export interface StatusBody {
   lastIndex: number;
   firstIndex: number;
   state: string;
+  version: string;
+  startedAt: string;
   members: { id: number; raftAddress: string; apiAddress: string; role: string; leader: boolean; matchIndex: number | null; lag: number | null; lastContactMs: number | null }[];
 }
 

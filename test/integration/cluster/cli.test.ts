@@ -45,7 +45,8 @@ describe('a 3-node cluster through the CLI', () => {
       const row = rows.find((r) => r.startsWith(`${n.id} `))!;
       expect(row).toContain(n.raftAddress);
       expect(row).toMatch(n === leader ? /\bleader\b/ : /\bfollower\b/);
-      expect(row).toMatch(/\s\d+\s+0\s+(-|\d+ms ago|\d+\.\ds ago)$/); // match index, lag 0, last contact
+      // match index, lag 0, last contact, and the version each member reports
+      expect(row).toMatch(new RegExp(`\\s\\d+\\s+0\\s+(-|\\d+ms ago|\\d+\\.\\ds ago)\\s+${(await n.status()).version.replace(/\./g, '\\.')}$`));
     }
     const json = JSON.parse((await runCli(['status', '--json', '--api', leader.apiAddress])).stdout);
     expect(json).toMatchObject({ nodeId: leader.id, role: 'leader', leaderId: leader.id });

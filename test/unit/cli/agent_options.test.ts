@@ -94,12 +94,12 @@ test('the status table shows every member with the leader view of replication', 
       { id: 3, raftAddress: '10.0.0.3:7001', apiAddress: '', role: 'learner', leader: false, matchIndex: 0, lag: 100, lastContactMs: null },
     ],
   };
-  expect(formatStatus(base, leader).split('\n')).toEqual([
+  expect(formatStatus(base, leader, new Map([[1, '0.2.0'], [2, '0.1.0']])).split('\n')).toEqual([
     'cluster prod: node 2 is follower (RUNNING), term 4, leader 1, commit 90, applied 90, last 90',
-    'ID  ADDRESS        API            ROLE      TERM  MATCH  LAG  LAST CONTACT',
-    '1   10.0.0.1:7001  10.0.0.1:7002  leader    4     100    0    -',
-    '2   10.0.0.2:7001  -              follower  4     90     10   40ms ago',
-    '3   10.0.0.3:7001  -              learner   4     0      100  never',
+    'ID  ADDRESS        API            ROLE      TERM  MATCH  LAG  LAST CONTACT  VERSION',
+    '1   10.0.0.1:7001  10.0.0.1:7002  leader    4     100    0    -             0.2.0',
+    '2   10.0.0.2:7001  -              follower  4     90     10   40ms ago      0.1.0',
+    '3   10.0.0.3:7001  -              learner   4     0      100  never         ?',
     '(members as the leader, node 1, sees them; last contact is since it last heard from each)',
   ]);
 });
