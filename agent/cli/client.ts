@@ -88,7 +88,7 @@ function unreachableHint(e: NodeJS.ErrnoException, o: ClientOptions): string {
 /** What to do about a connection that broke after the request may have been sent. */
 function brokenHint(e: NodeJS.ErrnoException, o: ClientOptions): string {
   const check = 'the operation may still complete; check with pgraft status';
-  // An HTTPS server drops a plain HTTP request without an answer.
+  // The agent answers a plain HTTP request on its HTTPS port; an HTTPS proxy in front of it may drop it instead.
   if (!o.tls && e.code === 'ECONNRESET') return `if the agent serves its API over HTTPS (pgraft.api_tls = on), give --api https://${o.api}; otherwise ${check}`;
   return check;
 }

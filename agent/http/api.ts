@@ -6,6 +6,7 @@ import { Op } from '../fsm/commands';
 import { Agent, splitHostPort } from '../node';
 import { NONE, NodeId } from '../raft/types';
 import { TlsMaterial, agentTlsClient } from '../transport';
+import { HttpsPort } from './https_port';
 import { close, listen } from './listen';
 import { FORWARDED_HEADER, HANDLED_BY_HEADER, forwardToLeader } from './forward';
 import {
@@ -88,6 +89,8 @@ const controlBody = { limit: () => MAX_CONTROL_BODY_BYTES, what: 'request body' 
  */
 export class ApiServer {
   private server: http.Server | https.Server | null = null;
+  /** With pgraft.api_tls: the listener in front of the HTTPS server. */
+  private httpsPort: HttpsPort | null = null;
   private boundPort = 0;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
@@ -122,14 +125,20 @@ export class ApiServer {
     const t = this.opts.tls;
     const server = t ? https.createServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
     server.keepAliveTimeout = 5000;
-    this.boundPort = await listen(server, this.opts.host, this.opts.port, 'the HTTP API', 'pgraft.api_port');
+    // Over HTTPS, a listener of its own answers plain HTTP requests instead of dropping them.
+    const port = t ? new HttpsPort(server as https.Server) : null;
+    this.boundPort = await listen(port?.server ?? server, this.opts.host, this.opts.port, 'the HTTP API', 'pgraft.api_port');
     this.server = server;
+    this.httpsPort = port;
   }
 
   async stop(): Promise<void> {
     const s = this.server;
+    const port = this.httpsPort;
     this.server = null;
-    if (s) await close(s);
+    this.httpsPort = null;
+    if (port) await port.close();
+    else if (s) await close(s);
   }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

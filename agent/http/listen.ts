@@ -1,4 +1,5 @@
 import type * as http from 'node:http';
+import type * as net from 'node:net';
 import type * as https from 'node:https';
 
 /** The API's server, plain or over TLS. */
@@ -8,7 +9,7 @@ type HttpServer = http.Server | https.Server;
  * Starts `server` on host:port; resolves with the bound port. A failure says which
  * listener and which setting to change.
  */
-export async function listen(server: HttpServer, host: string, port: number, what: string, setting: string): Promise<number> {
+export async function listen(server: net.Server, host: string, port: number, what: string, setting: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -4,6 +4,7 @@
  * member's HTTPS API, and the CLI says what to change when the scheme or the CA is wrong.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { ExitCode } from '../../../agent/cli/exit_codes';
 import { TestCluster, TestNode, cleanupAgents, expectAllReadable, http, putMany, runCli } from '../../support/agents';
 import { TestPki, makeTestPki } from '../../unit/transport/certs';
@@ -40,8 +41,17 @@ test('with api_tls on, the API, the forwarding to the leader, joins and the CLI 
   const keys = await putMany(follower, 'tls-', 10);
   await expectAllReadable(leader, keys);
 
-  // Plain HTTP gets no answer from an HTTPS port.
-  await expect(http(leader.apiPort, 'GET', '/v1/status', undefined, {}, 3000)).rejects.toThrow();
+  // Plain HTTP to an HTTPS port is answered, not dropped: 400, and what to use instead.
+  const plainHttp = await http(leader.apiPort, 'GET', '/v1/status', undefined, {}, 3000);
+  expect({ status: plainHttp.status, body: plainHttp.body }).toEqual({
+    status: 400,
+    body: {
+      error: "this is pgraft's HTTP API over HTTPS (pgraft.api_tls = on), and the request came as plain HTTP",
+      hint: `use https://${leader.apiAddress} and trust the cluster CA (pgraft.tls_ca_file): give --api https://${leader.apiAddress} --cacert CA_FILE to pgraft, --cacert CA_FILE to curl`,
+    },
+  });
+  // ... and the HTTPS port still serves, on one connection after another.
+  for (let i = 0; i < 3; i++) expect((await leader.api('GET', '/health')).status).toBe(200);
 
   // A node joins through a follower's HTTPS API; the follower passes the call on to the
   // leader's HTTPS API (only the leader changes membership), which answers through it.
@@ -65,10 +75,20 @@ test('with api_tls on, the API, the forwarding to the leader, joins and the CLI 
   expect(untrusted.code).toBe(ExitCode.UNREACHABLE);
   expect(untrusted.stderr).toMatch(/hint: give --cacert with the cluster's CA certificate/);
   const plain = await runCli(['status', '--api', leader.apiAddress]);
+  expect(plain.code).toBe(ExitCode.FAILED);
   expect(plain.stderr).toContain(`give --api https://${leader.apiAddress}`);
   const badCa = await runCli(['status', '--api', leader.apiAddress, '--cacert', `${ca}.missing`]);
   expect(badCa.code).toBe(ExitCode.USAGE);
   expect(badCa.stderr).toMatch(/cannot read --cacert .*\.missing/);
+
+  // The HTTPS port closes with the agent: a clean stop, also with a connection still waiting
+  // for its first byte.
+  const idle = await new Promise<net.Socket>((resolve) => {
+    const s = net.connect(follower.apiPort, '127.0.0.1', () => resolve(s));
+  });
+  const closed = new Promise((resolve) => idle.once('close', resolve));
+  expect(await follower.stop()).toEqual({ code: 0, signal: null });
+  await closed;
 });
 
 test('a client giving https:// to a plain HTTP API is told to drop it', async () => {
