@@ -217,6 +217,8 @@ export class TestNode {
   readonly dataDir: string;
   /** Set when the node serves its API over HTTPS (pgraft.api_tls): the CA the helpers trust. */
   apiCa: Buffer | undefined;
+  /** The pgraft command start() runs: this checkout's build, or another build (an upgrade). */
+  cli = CLI;
 
   constructor(
     readonly cluster: TestCluster,
@@ -265,7 +267,7 @@ export class TestNode {
   start(extra: string[] = [], env: Record<string, string> = {}): AgentProcess {
     assertBuilt();
     if (this.proc?.running) throw new Error(`node ${this.id} is already running`);
-    const child = spawn(process.execPath, [CLI, 'agent', '--config', this.configFile, ...extra], {
+    const child = spawn(process.execPath, [this.cli, 'agent', '--config', this.configFile, ...extra], {
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -6,10 +6,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ExitCode } from '../../../agent/cli/exit_codes';
-import { AgentProcess, TestCluster, TestNode, Writer, cleanupAgents, expectAllReadable, runCli, waitFor } from '../../support/agents';
+import { AgentProcess, REPO, TestCluster, TestNode, Writer, cleanupAgents, expectAllReadable, runCli, waitFor } from '../../support/agents';
 
 let c: TestCluster;
 let supervising = true;
+/** The version the agents are "upgraded" to: this build under another package version. */
+const NEXT = '99.0.0-next';
 const calls = () => path.join(c.dir, 'calls');
 const pidFile = (id: number | string) => path.join(c.dir, `agent-${id}.pid`);
 
@@ -23,12 +25,23 @@ function supervise(n: TestNode, p: AgentProcess): void {
   });
 }
 
+const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function called(): string[] {
   return fs.existsSync(calls()) ? fs.readFileSync(calls(), 'utf8').trim().split('\n').filter(Boolean) : [];
 }
 
 /** Through the first running node's API: any member will do. */
 const rollingRestart = (...args: string[]) => runCli(['rolling-restart', '--api', c.running()[0].apiAddress, ...args], {}, 120_000);
+
+/** A copy of this build that reports NEXT as its version. */
+function nextRelease(): string {
+  const root = path.join(c.dir, 'next');
+  fs.cpSync(path.join(REPO, 'dist', 'agent'), path.join(root, 'dist', 'agent'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'pgraft', version: NEXT }));
+  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
+  return path.join(root, 'dist', 'agent', 'cli', 'main.js');
+}
 
 beforeAll(async () => {
   c = await TestCluster.create({ size: 3 });
@@ -78,8 +91,13 @@ test('a command that does not restart the agent is caught', async () => {
   expect(runs()).toEqual([1, 1, 1]);
 });
 
-test('every node restarts once, followers first, the leader last after handing over, and writes go on', async () => {
+test('an upgrade: every node restarts once onto the new version, followers first, the leader last after handing over, and writes go on', async () => {
   const leader = await c.waitLeader();
+  const before = (await leader.status()).version;
+  expect(before).not.toBe(NEXT);
+  // Installed on every server first; each agent runs it once restarted.
+  const next = nextRelease();
+  for (const n of c.nodes.values()) n.cli = next;
   const followers = [1, 2, 3].filter((id) => id !== leader.id);
   const writer = new Writer(c, 'rolling-');
   await waitFor('writes before the restarts', () => writer.acked.length >= 20);
@@ -92,14 +110,18 @@ test('every node restarts once, followers first, the leader last after handing o
   expect(r.stdout).toMatch(new RegExp(`node ${leader.id}: handed leadership to node (${followers.join('|')})\n`));
   // The old leader was a follower by the time it stopped: it had nothing to hand over itself.
   expect(leader.runs[0].find((l) => /before stopping/.test(l.msg))).toEqual([]);
-  for (const id of [...followers, leader.id]) expect(r.stdout).toMatch(new RegExp(`node ${id}: back and caught up in [\\d.]+ s \\(\\d+\\.\\d+\\.\\d+\\)\n`));
+  for (const id of [...followers, leader.id]) expect(r.stdout).toMatch(new RegExp(`node ${id}: back and caught up in [\\d.]+ s \\(${esc(before)} -> ${esc(NEXT)}\\)\n`));
   const end = /done: 3 nodes restarted; node (\d) leads in term \d+\n/.exec(r.stdout);
   expect(end?.[1]).not.toBe(String(leader.id));
 
-  const before = writer.acked.length;
-  await waitFor('writes after the restarts', () => writer.acked.length >= before + 20);
+  const ackedSoFar = writer.acked.length;
+  await waitFor('writes after the restarts', () => writer.acked.length >= ackedSoFar + 20);
   const acked = await writer.stop();
   await expectAllReadable(await c.waitLeader(), acked);
+  // pgraft status shows the new version on every member.
+  const st = await runCli(['status', '--api', c.running()[0].apiAddress]);
+  const rows = st.stdout.split('\n').filter((l) => /^\d+\s/.test(l));
+  expect(rows.map((l) => l.split(/\s+/).pop())).toEqual([NEXT, NEXT, NEXT]);
 });
 
 test('a member that is down stops the run before anything is restarted', async () => {
