@@ -77,6 +77,10 @@ test('with api_tls on, the API, the forwarding to the leader, joins and the CLI 
   const plain = await runCli(['status', '--api', leader.apiAddress]);
   expect(plain.code).toBe(ExitCode.FAILED);
   expect(plain.stderr).toContain(`give --api https://${leader.apiAddress}`);
+  // rolling-restart checks every member's health over HTTPS before it runs the command.
+  const rolling = await runCli(['rolling-restart', '--api', `https://${follower.apiAddress}`, '--cacert', ca, '--exec', 'exit 3']);
+  expect(rolling.code).toBe(ExitCode.FAILED);
+  expect(rolling.stderr).toMatch(/^pgraft: the restart command for node \d exited with 3\n/);
   const badCa = await runCli(['status', '--api', leader.apiAddress, '--cacert', `${ca}.missing`]);
   expect(badCa.code).toBe(ExitCode.USAGE);
   expect(badCa.stderr).toMatch(/cannot read --cacert .*\.missing/);
