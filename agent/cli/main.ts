@@ -197,13 +197,20 @@ async function main(argv: string[]): Promise<number> {
           })
           .option('node-timeout', { type: 'string', default: '5min', describe: 'per node: how long the command, the return and the catch-up may take' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the order and each node\'s variables; restart nothing' })
+          .option('nodes', { type: 'string', describe: 'restart only these members, e.g. 2 or 2,3 (one first, to watch a new version)' })
           .example(
             '$0 rolling-restart --api 10.0.1.11:7002 --exec \'ssh "$NODE_HOST" sudo systemctl restart pgraft-agent\'',
             'restart every agent, one at a time',
           ),
       (a) =>
         set(() =>
-          rollingRestart({ ...ctl(a), exec: String(a.exec), nodeTimeoutMs: duration(a['node-timeout'], 'node-timeout'), dryRun: a['dry-run'] }),
+          rollingRestart({
+            ...ctl(a),
+            exec: String(a.exec),
+            nodeTimeoutMs: duration(a['node-timeout'], 'node-timeout'),
+            dryRun: a['dry-run'],
+            nodes: a.nodes === undefined ? undefined : String(a.nodes).split(',').map((id) => control.parseNodeId(id.trim(), '--nodes')),
+          }),
         ),
     )
     .command(

@@ -20,6 +20,8 @@ export interface RollingRestartOptions extends ControlOptions {
   nodeTimeoutMs: number;
   /** Print the plan only. */
   dryRun: boolean;
+  /** Restart only these members (say, one first, to watch the new version); default all. */
+  nodes?: number[];
   /** Where progress lines go (default: stdout, or stderr with --json). */
   out?: (line: string) => void;
 }
@@ -229,8 +231,20 @@ export async function rollingRestart(o: RollingRestartOptions): Promise<number> 
   const run = new Run(o);
   const out = run.out;
   const view = await run.leaderView();
-  const plan = restartOrder(view.members, view.nodeId);
-  const unknown = plan.filter((s) => !s.api);
+  const members = restartOrder(view.members, view.nodeId);
+  const strangers = (o.nodes ?? []).filter((id) => !members.some((s) => s.id === id));
+  if (strangers.length > 0) {
+    throw new CommandError(
+      `--nodes names ${strangers.length === 1 ? 'a node that is not a member' : 'nodes that are not members'}: ${strangers.join(', ')}`,
+      ExitCode.USAGE,
+      `the members are ${members
+        .map((s) => s.id)
+        .sort((a, b) => a - b)
+        .join(', ')}`,
+    );
+  }
+  const plan = o.nodes ? members.filter((s) => o.nodes!.includes(s.id)) : members;
+  const unknown = members.filter((s) => !s.api);
   if (unknown.length > 0) {
     throw new CommandError(
       `the API address of node ${unknown.map((s) => s.id).join(', ')} is not known, so its health cannot be checked`,
@@ -238,15 +252,17 @@ export async function rollingRestart(o: RollingRestartOptions): Promise<number> 
       'each agent records its API address once it runs and knows a leader: start it, or wait a moment and run the command again',
     );
   }
-  out(`cluster ${view.clusterId}: restarting ${plan.length} node${plan.length === 1 ? '' : 's'} one at a time: ${plan.map((s) => `${s.id} (${s.part})`).join(', ')}`);
+  const some = plan.length < members.length ? ` of ${members.length}` : '';
+  out(`cluster ${view.clusterId}: restarting ${plan.length}${some} node${plan.length === 1 && !some ? '' : 's'} one at a time: ${plan.map((s) => `${s.id} (${s.part})`).join(', ')}`);
   if (o.dryRun) {
     for (const s of plan) out(`  node ${s.id}: ${Object.entries(stepEnv(s)).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     out('dry run: nothing was restarted');
     if (o.json) process.stdout.write(`${JSON.stringify({ plan: plan.map((s) => ({ ...s, env: stepEnv(s) })) }, null, 2)}\n`);
     return ExitCode.OK;
   }
-  await run.requireHealthy(plan, null);
-  for (const step of plan) await run.restart(step, plan);
+  // Every member's health counts, restarted or not: each one is part of the quorum.
+  await run.requireHealthy(members, null);
+  for (const step of plan) await run.restart(step, members);
   const end = await run.leaderView();
   out(`done: ${plan.length} node${plan.length === 1 ? '' : 's'} restarted; node ${end.nodeId} leads in term ${end.term}`);
   if (o.json) process.stdout.write(`${JSON.stringify({ restarted: run.done, leaderId: end.nodeId, term: end.term }, null, 2)}\n`);

@@ -124,6 +124,22 @@ test('an upgrade: every node restarts once onto the new version, followers first
   expect(rows.map((l) => l.split(/\s+/).pop())).toEqual([NEXT, NEXT, NEXT]);
 });
 
+test('--nodes restarts only the members it names; a name that is not a member is a usage error', async () => {
+  const leader = await c.waitLeader();
+  const one = [...c.nodes.values()].find((n) => n !== leader)!;
+  const before = runs();
+  const r = await rollingRestart('--exec', stopAgent(), '--nodes', String(one.id));
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: ExitCode.OK, stderr: '' });
+  expect(r.stdout).toContain(`restarting 1 of 3 nodes one at a time: ${one.id} (follower)\n`);
+  expect(called()).toEqual([`${one.id} follower 127.0.0.1`]);
+  expect(runs()).toEqual(before.map((k, i) => (i + 1 === one.id ? k + 1 : k)));
+
+  const stranger = await rollingRestart('--exec', stopAgent(), '--nodes', `${one.id},7`);
+  expect(stranger.code).toBe(ExitCode.USAGE);
+  expect(stranger.stderr).toBe('pgraft: --nodes names a node that is not a member: 7\n    hint: the members are 1, 2, 3\n');
+  expect(called()).toHaveLength(1);
+});
+
 test('a member that is down stops the run before anything is restarted', async () => {
   supervising = false;
   const leader = await c.waitLeader();
