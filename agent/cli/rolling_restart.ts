@@ -22,8 +22,6 @@ export interface RollingRestartOptions extends ControlOptions {
   dryRun: boolean;
   /** Restart only these members (say, one first, to watch the new version); default all. */
   nodes?: number[];
-  /** Where progress lines go (default: stdout, or stderr with --json). */
-  out?: (line: string) => void;
 }
 
 /** One node to restart, in the order they are restarted. */
@@ -74,12 +72,13 @@ interface Restarted {
 }
 
 class Run {
-  readonly out: (line: string) => void;
   readonly done: Restarted[] = [];
 
-  constructor(private readonly o: RollingRestartOptions) {
-    const stream = o.json ? process.stderr : process.stdout;
-    this.out = o.out ?? ((line) => stream.write(`${line}\n`));
+  constructor(private readonly o: RollingRestartOptions) {}
+
+  /** A progress line: on stdout, or on stderr when stdout carries --json's answer. */
+  out(line: string): void {
+    (this.o.json ? process.stderr : process.stdout).write(`${line}\n`);
   }
 
   /** The same options aimed at another agent's API; `timeoutMs` to answer (default --request-timeout). */
@@ -229,7 +228,6 @@ class Run {
 
 export async function rollingRestart(o: RollingRestartOptions): Promise<number> {
   const run = new Run(o);
-  const out = run.out;
   const view = await run.leaderView();
   const members = restartOrder(view.members, view.nodeId);
   const strangers = (o.nodes ?? []).filter((id) => !members.some((s) => s.id === id));
@@ -253,10 +251,10 @@ export async function rollingRestart(o: RollingRestartOptions): Promise<number> 
     );
   }
   const some = plan.length < members.length ? ` of ${members.length}` : '';
-  out(`cluster ${view.clusterId}: restarting ${plan.length}${some} node${plan.length === 1 && !some ? '' : 's'} one at a time: ${plan.map((s) => `${s.id} (${s.part})`).join(', ')}`);
+  run.out(`cluster ${view.clusterId}: restarting ${plan.length}${some} node${plan.length === 1 && !some ? '' : 's'} one at a time: ${plan.map((s) => `${s.id} (${s.part})`).join(', ')}`);
   if (o.dryRun) {
-    for (const s of plan) out(`  node ${s.id}: ${Object.entries(stepEnv(s)).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-    out('dry run: nothing was restarted');
+    for (const s of plan) run.out(`  node ${s.id}: ${Object.entries(stepEnv(s)).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    run.out('dry run: nothing was restarted');
     if (o.json) process.stdout.write(`${JSON.stringify({ plan: plan.map((s) => ({ ...s, env: stepEnv(s) })) }, null, 2)}\n`);
     return ExitCode.OK;
   }
@@ -264,7 +262,7 @@ export async function rollingRestart(o: RollingRestartOptions): Promise<number> 
   await run.requireHealthy(members, null);
   for (const step of plan) await run.restart(step, members);
   const end = await run.leaderView();
-  out(`done: ${plan.length} node${plan.length === 1 ? '' : 's'} restarted; node ${end.nodeId} leads in term ${end.term}`);
+  run.out(`done: ${plan.length} node${plan.length === 1 ? '' : 's'} restarted; node ${end.nodeId} leads in term ${end.term}`);
   if (o.json) process.stdout.write(`${JSON.stringify({ restarted: run.done, leaderId: end.nodeId, term: end.term }, null, 2)}\n`);
   return ExitCode.OK;
 }

@@ -88,9 +88,8 @@ const controlBody = { limit: () => MAX_CONTROL_BODY_BYTES, what: 'request body' 
  * ReadIndex round with the leader, stale ones from the local state.
  */
 export class ApiServer {
-  private server: http.Server | https.Server | null = null;
-  /** With pgraft.api_tls: the listener in front of the HTTPS server. */
-  private httpsPort: HttpsPort | null = null;
+  /** Stops the listener and closes its connections; null when not started. */
+  private closeListener: (() => Promise<void>) | null = null;
   private boundPort = 0;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
@@ -128,17 +127,13 @@ export class ApiServer {
     // Over HTTPS, a listener of its own answers plain HTTP requests instead of dropping them.
     const port = t ? new HttpsPort(server as https.Server) : null;
     this.boundPort = await listen(port?.server ?? server, this.opts.host, this.opts.port, 'the HTTP API', 'pgraft.api_port');
-    this.server = server;
-    this.httpsPort = port;
+    this.closeListener = port ? () => port.close() : () => close(server);
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
-    const port = this.httpsPort;
-    this.server = null;
-    this.httpsPort = null;
-    if (port) await port.close();
-    else if (s) await close(s);
+    const closeListener = this.closeListener;
+    this.closeListener = null;
+    await closeListener?.();
   }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

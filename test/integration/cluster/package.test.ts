@@ -2,7 +2,7 @@
  * The release tarball (`npm pack`): what an operator installs on each server with
  * `npm install -g pgraft-VERSION.tgz`. It holds the built agent, the extension files and the
  * script that installs them, the systemd unit and the docs, and nothing of the tests or the
- * benchmark; the agent runs from it.
+ * benchmark; its extension installer and its agent run from it.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,7 +35,10 @@ test('the packed tarball holds what an installation needs, and its agent starts 
 
     execFileSync('tar', ['xzf', path.join(dir, packed.filename), '-C', dir]);
     const pkg = path.join(dir, 'package');
-    expect(fs.statSync(path.join(pkg, 'scripts', 'install-extension')).mode & 0o111).not.toBe(0);
+    // The README's install step: the extension files from the package into PostgreSQL (the
+    // same files scripts/test installed, so nothing changes for the other tests).
+    const extensionDir = execFileSync(path.join(pkg, 'scripts', 'install-extension'), { encoding: 'utf8' }).trim();
+    expect(fs.readFileSync(path.join(extensionDir, 'pgraft.control'), 'utf8')).toBe(fs.readFileSync(path.join(pkg, 'sql', 'pgraft.control'), 'utf8'));
     // What `npm install` would add: the dependencies.
     fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(pkg, 'node_modules'));
     const cli = path.join(pkg, 'dist', 'agent', 'cli', 'main.js');
