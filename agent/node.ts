@@ -18,7 +18,7 @@ import {
   Ready,
   StateRole,
 } from './raft/types';
-import { DiskStorage } from './storage';
+import { DiskStorage, FsOps } from './storage';
 import { PeerTransport, TlsFiles } from './transport';
 
 export interface AgentOptions {
@@ -55,6 +55,8 @@ export interface AgentOptions {
   maxUncommittedEntries?: number;
   logger: Logger;
   metrics?: AgentMetrics;
+  /** The file operations storage uses; the real ones unless given (tests hold or fail them). */
+  fs?: FsOps;
 }
 
 /** The agent's lifecycle, as pgraft_get_worker_state() reports it. */
@@ -241,7 +243,7 @@ export class Agent extends EventEmitter {
 
   private async init(): Promise<void> {
     const o = this.opts;
-    this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log) });
+    this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log), fs: o.fs });
     if (this.storage.lastIndex() === 0 && this.storage.snapshotMetadata().index === 0 && o.bootstrap) {
       await this.writeBootstrap(o.bootstrap);
     } else if (o.bootstrap && o.bootstrap.length > 0) {
@@ -715,9 +717,13 @@ export class Agent extends EventEmitter {
   // ---- snapshots and compaction ----------------------------------------------------------
 
   private maybeSnapshot(): void {
-    if (this.snapshotInProgress) return;
+    if (this.snapshotInProgress || this.state !== 'RUNNING') return;
     if (this.fsm.appliedIndex - this.lastSnapshotIndex < this.opts.snapshotInterval) return;
-    void this.takeSnapshot().catch((e) => this.fail(e as Error, 'taking a snapshot'));
+    // Entries applied while this one is written may make the next one due already.
+    void this.takeSnapshot().then(
+      () => this.maybeSnapshot(),
+      (e) => this.fail(e as Error, 'taking a snapshot'),
+    );
   }
 
   /** Snapshots the state machine at its applied index and compacts the log behind it. */

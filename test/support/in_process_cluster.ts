@@ -48,11 +48,11 @@ export class InProcessCluster {
     };
   }
 
-  /** Starts n bootstrapped members (ids 1..n). */
-  async start(n: number): Promise<Agent[]> {
+  /** Starts n bootstrapped members (ids 1..n), with `overrides` on every one's options. */
+  async start(n: number, overrides: Partial<AgentOptions> = {}): Promise<Agent[]> {
     const ports = await freePorts(n);
     const members = ports.map((p, i) => ({ id: i + 1, raftAddress: `127.0.0.1:${p}` }));
-    const started = await Promise.all(members.map((m, i) => Agent.start(this.options(m.id, ports[i], members))));
+    const started = await Promise.all(members.map((m, i) => Agent.start({ ...this.options(m.id, ports[i], members), ...overrides })));
     this.agents.push(...started);
     return started;
   }

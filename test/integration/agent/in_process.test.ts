@@ -1,6 +1,7 @@
 import { Op } from '../../../agent/fsm/commands';
 import { NotLeaderError } from '../../../agent/node';
 import { InProcessCluster, waitFor } from '../../support/in_process_cluster';
+import { TestFs } from '../../unit/storage/helpers';
 
 describe('agents in one process over loopback TCP', () => {
   let c: InProcessCluster;
@@ -80,5 +81,25 @@ describe('agents in one process over loopback TCP', () => {
     } finally {
       for (const a of as) a.setTimeouts(300, 30); // so that stopping (with its hand-over) is quick
     }
+  });
+
+  test('a snapshot made due by entries applied while the last one was written follows it without further writes', async () => {
+    const fs = new TestFs();
+    await c.start(1, { snapshotInterval: 5, fs });
+    const leader = await c.leader();
+    const taken = () => fs.files('rename').flatMap((f) => /snapshot-(\d+)-\d+\.dat$/.exec(f)?.[1] ?? []).map(Number);
+    const hold = fs.holdNext('sync', (f) => f.endsWith('.taken.tmp'));
+    try {
+      for (let i = 0; i < 5; i++) await leader.propose({ op: Op.Put, key: `a${i}`, value: 'x' });
+      await hold.reached;
+      // Seven more entries are applied while the first snapshot's file is held: the next is due.
+      for (let i = 0; i < 7; i++) await leader.propose({ op: Op.Put, key: `b${i}`, value: 'x' });
+    } finally {
+      hold.release();
+    }
+    const applied = leader.fsm.appliedIndex;
+    const [first, second] = await waitFor('a second snapshot', () => (taken().length >= 2 ? taken() : null));
+    expect(applied - first).toBeGreaterThanOrEqual(7);
+    expect(second).toBe(applied);
   });
 });
