@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { randomInt } from 'node:crypto';
 import { Command, Op, encodeProposal } from './fsm/commands';
-import { ApplyResult, MemberContext, OpenImage, StateMachine, encodeMemberContext } from './fsm/state_machine';
+import { ApplyResult, MemberContext, OpenImage, Removal, StateMachine, encodeMemberContext } from './fsm/state_machine';
 import { AgentMetrics } from './http/metrics';
 import { decodeConfChange, encodeConfChange } from './raft/confchange';
 import { PeerProgress, ProposalDroppedError, RawNode, Status, bootstrapLog } from './raft/rawnode';
@@ -85,6 +85,17 @@ export class AgentError extends Error {
   ) {
     super(message);
     this.name = 'AgentError';
+  }
+}
+
+/**
+ * This node was removed from its cluster while it was away: a peer refused it, naming the
+ * entry that removed it, which its log does not hold. Its data is from before its removal.
+ */
+export class RemovedError extends AgentError {
+  constructor(message: string) {
+    super(message, 'failed');
+    this.name = 'RemovedError';
   }
 }
 
@@ -244,6 +255,11 @@ export class Agent extends EventEmitter {
   private async init(): Promise<void> {
     const o = this.opts;
     this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log), fs: o.fs });
+    const removal = await this.storage.removalNote();
+    if (removal !== null) {
+      await this.storage.close();
+      throw new RemovedError(`the data directory ${o.dataDir} is that of a node removed from its cluster; the agent does not start on it. ${removal.trim()}`);
+    }
     if (this.storage.lastIndex() === 0 && this.storage.snapshotMetadata().index === 0 && o.bootstrap) {
       await this.writeBootstrap(o.bootstrap);
     } else if (o.bootstrap && o.bootstrap.length > 0) {
@@ -296,6 +312,8 @@ export class Agent extends EventEmitter {
         this.raw.reportSnapshot(peer, ok);
         this.kick();
       },
+      removedAt: (peer) => (this.isMemberInLog(peer) ? undefined : this.fsm.removedAt(peer)),
+      onRemoved: (peer, removal) => this.onRefusedAsRemoved(peer, removal),
     });
     await this.transport.start();
     for (const [id, ctx] of this.addresses) this.setPeer(id, ctx);
@@ -689,6 +707,43 @@ export class Agent extends EventEmitter {
       this.emit('removed');
     }
     this.wasMember = member;
+  }
+
+  /** Whether `id` is a voter or learner in the membership this node's log ends with. */
+  private isMemberInLog(id: NodeId): boolean {
+    const c = this.raw.status().config;
+    return c.voters.includes(id) || c.learners.includes(id);
+  }
+
+  /**
+   * A peer refused this node as removed from the cluster by the entry `removal`. If this
+   * node's log lacks that entry while it still counts itself a member, it missed its own
+   * removal (it was down, cut off, or one of the members force-new-cluster removed): it
+   * stops for good, and the note it leaves keeps it from starting again on this data. A
+   * node with no membership yet (empty, being added) or whose log holds the entry (removed
+   * and added back, the peer not yet knowing) only logs the refusal. When the entry is
+   * compacted away here, nothing can be told, and the refusal is only logged too.
+   */
+  private onRefusedAsRemoved(peer: NodeId, removal: Removal): void {
+    if (!this.running || !this.isMemberInLog(this.id)) return;
+    if (removal.index <= this.storage.lastIndex()) {
+      let term: number;
+      try {
+        term = this.storage.term(removal.index);
+      } catch {
+        return;
+      }
+      if (term === removal.term) return;
+    }
+    const e = new RemovedError(
+      `node ${peer} refused this node (${this.id}): it was removed from the cluster by log entry ${removal.index} (term ${removal.term}), ` +
+        `which this node never received; it runs on data from before its removal and takes no further part. To bring it back, ` +
+        `empty pgraft.data_dir (${this.opts.dataDir}) and add it again: SELECT pgraft_add_node(...) on the leader, or pgraft agent --join`,
+    );
+    // Queued before fail(), so that stopping the storage waits for the note.
+    const noted = this.storage.recordRemoval(`${new Date().toISOString()}: ${e.message}\n`);
+    this.fail(e, 'a peer refused it as removed from the cluster');
+    noted.catch((err: unknown) => this.log.error({ err }, 'could not record the removal in the data directory'));
   }
 
   /** Learns peers' addresses from membership entries as soon as they are in the log (§4.1: config on append). */

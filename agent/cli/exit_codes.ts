@@ -17,6 +17,11 @@ export const ExitCode = {
   TIMEOUT: 5,
   /** The API token is missing or wrong. */
   UNAUTHORIZED: 6,
+  /**
+   * `pgraft agent`: this node was removed from its cluster while away and runs on data from
+   * before its removal. It stays so until its data directory is emptied and it is added again.
+   */
+  REMOVED: 7,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -101,7 +101,10 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
     const members = (cs: ConfState) =>
       [...cs.voters.map((id) => `${id}`), ...cs.learners.map((id) => `${id} (learner)`)].join(', ') || 'none';
     const out = (s: string) => process.stdout.write(`${s}\n`);
-    if (plan.entries.length === 0) {
+    // A node that found out it had been removed while away keeps a note that stops its agent
+    // from starting again; making its data a cluster of its own is this command's to decide.
+    const removal = await storage.removalNote();
+    if (plan.entries.length === 0 && removal === null) {
       out(`node ${c.node_id} already is the only voter of cluster '${c.cluster_id}': nothing to change; start its agent`);
       return ExitCode.OK;
     }
@@ -116,10 +119,14 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
           (plan.removed.length > 0 ? `, removing ${plan.removed.join(', ')} without their agreement` : '') +
           `; ${kept}.`,
       );
+      if (removal !== null) out(`Its data directory is marked as a removed node's, which the command would clear: ${removal.trim()}`);
       throw new CommandError('nothing was changed', ExitCode.USAGE, 'if the other members are lost for good, run the command again with --yes');
     }
-    await storage.save({ entries: plan.entries, hardState: plan.hardState, mustSync: true });
-    await storage.flush();
+    if (plan.entries.length > 0) {
+      await storage.save({ entries: plan.entries, hardState: plan.hardState, mustSync: true });
+      await storage.flush();
+    }
+    if (removal !== null) await storage.clearRemoval();
     out(
       `node ${c.node_id} is now the only voter of cluster '${c.cluster_id}'` +
         (plan.removed.length > 0 ? ` (removed: ${plan.removed.join(', ')})` : '') +

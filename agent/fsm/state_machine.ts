@@ -63,6 +63,12 @@ export interface KvStats {
  * application log. Deterministic: every node applying the same entries reaches the same
  * state. Its image (image(), for snapshots) is written piece by piece.
  */
+/** The log entry (index and term) that removed a node from the cluster. */
+export interface Removal {
+  index: number;
+  term: number;
+}
+
 export class StateMachine {
   /** The key-value store: each key's value, kept in `values`. */
   private kv = new Map<string, ValueRef>();
@@ -74,6 +80,12 @@ export class StateMachine {
    */
   private changes: Map<string, ValueRef | null> | null = null;
   private members = new Map<NodeId, MemberInfo>();
+  /**
+   * Nodes removed from the cluster and not added back since: the entry that removed each. A
+   * removed node that comes back with its old data never saw that entry; the peers tell it
+   * so (removedAt) instead of letting it take part.
+   */
+  private removed = new Map<NodeId, Removal>();
   conf: ConfState = { voters: [], learners: [] };
   appliedIndex = 0;
   private stats = { puts: 0, deletes: 0, appends: 0 };
@@ -81,7 +93,7 @@ export class StateMachine {
   apply(e: Entry): ApplyResult {
     this.appliedIndex = e.index;
     if (e.type === EntryType.ConfChange) {
-      this.applyConfChange(e.data);
+      this.applyConfChange(e.data, { index: e.index, term: e.term });
       return { index: e.index, proposal: null, value: true };
     }
     if (e.data.length === 0) return { index: e.index, proposal: null, value: null };
@@ -112,13 +124,15 @@ export class StateMachine {
     }
   }
 
-  private applyConfChange(data: Uint8Array): void {
+  private applyConfChange(data: Uint8Array, at: Removal): void {
     const cc = decodeConfChange(data);
     this.conf = applyConfChange(this.conf, cc);
     if (cc.type === ConfChangeType.RemoveNode) {
       this.members.delete(cc.nodeId);
+      this.removed.set(cc.nodeId, at);
       return;
     }
+    this.removed.delete(cc.nodeId);
     const ctx = decodeMemberContext(cc.context);
     const prev = this.members.get(cc.nodeId);
     this.members.set(cc.nodeId, {
@@ -183,6 +197,11 @@ export class StateMachine {
     return [...this.members.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** The entry that removed node `id`, unless it is a member again since; else undefined. */
+  removedAt(id: NodeId): Removal | undefined {
+    return this.removed.get(id);
+  }
+
   /**
    * The state machine's image, for a snapshot: a small JSON header (members, membership,
    * counters) and the key-value pairs as length-prefixed UTF-8. JSON for the pairs cost several
@@ -204,7 +223,13 @@ export class StateMachine {
     if (this.changes) throw new Error('a state machine image is already open: close it before opening another');
     const index = this.appliedIndex;
     const header = Buffer.from(
-      JSON.stringify({ members: this.memberList(), conf: this.conf, stats: this.stats, appliedIndex: this.appliedIndex }),
+      JSON.stringify({
+        members: this.memberList(),
+        removed: [...this.removed].sort((a, b) => a[0] - b[0]),
+        conf: this.conf,
+        stats: this.stats,
+        appliedIndex: this.appliedIndex,
+      }),
     );
     const kv = this.kv;
     const values = this.values;
@@ -275,6 +300,7 @@ export class StateMachine {
     this.kv = new Map();
     this.values = new ValueArena();
     this.members = new Map();
+    this.removed = new Map();
     this.stats = { puts: 0, deletes: 0, appends: 0 };
     this.conf = cloneConfState(conf);
     this.appliedIndex = index;
@@ -282,6 +308,7 @@ export class StateMachine {
     const image = decodeImage(Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.values);
     this.kv = image.kv;
     for (const m of image.members) this.members.set(m.id, m);
+    this.removed = new Map(image.removed);
     this.stats = image.stats;
   }
 }
@@ -305,6 +332,8 @@ const IMAGE_MAGIC = 'PGRAFTSM';
 interface Image {
   kv: Map<string, ValueRef>;
   members: MemberInfo[];
+  /** [node, the entry that removed it]; absent from images written before it was kept. */
+  removed: [NodeId, Removal][];
   stats: { puts: number; deletes: number; appends: number };
 }
 
@@ -313,7 +342,7 @@ function decodeImage(buf: Buffer, values: ValueArena): Image {
   if (buf.length > 0 && buf[0] === 0x7b) {
     // '{': an image in the earlier JSON form, from a snapshot taken before the binary one.
     const j = JSON.parse(buf.toString('utf8')) as { kv: [string, string][]; members: MemberInfo[]; stats: Image['stats'] };
-    return { kv: new Map(j.kv.map(([k, v]) => [k, values.storeString(v)])), members: j.members, stats: j.stats };
+    return { kv: new Map(j.kv.map(([k, v]) => [k, values.storeString(v)])), members: j.members, removed: [], stats: j.stats };
   }
   const fail = (what: string): never => {
     throw new Error(`the snapshot's state machine image is damaged: ${what}`);
@@ -327,7 +356,7 @@ function decodeImage(buf: Buffer, values: ValueArena): Image {
     return from;
   };
   const headerLen = buf.readUInt32BE(take(4));
-  const header = JSON.parse(buf.toString('utf8', take(headerLen), at)) as { members: MemberInfo[]; stats: Image['stats'] };
+  const header = JSON.parse(buf.toString('utf8', take(headerLen), at)) as Pick<Image, 'members' | 'stats'> & Partial<Pick<Image, 'removed'>>;
   const count = buf.readUInt32BE(take(4));
   const kv = new Map<string, ValueRef>();
   const field = (): Buffer => {
@@ -339,5 +368,5 @@ function decodeImage(buf: Buffer, values: ValueArena): Image {
     kv.set(k, values.store(field()));
   }
   if (at !== buf.length) fail(`${buf.length - at} bytes follow the last key`);
-  return { kv, members: header.members, stats: header.stats };
+  return { kv, members: header.members, removed: header.removed ?? [], stats: header.stats };
 }

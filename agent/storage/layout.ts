@@ -5,6 +5,7 @@ import { FsOps } from './fs_ops';
  * The data directory (pgraft.data_dir):
  *   log/segment-0001, segment-0002, ...    the write-ahead log (format.ts)
  *   state/hardstate                        term, vote, commit
+ *   state/removed                          only on a node removed from its cluster: why (text)
  *   snapshots/snapshot-<index>-<term>.dat  the newest two snapshots
  * Files are replaced by writing `<name>.tmp`, fsyncing it, renaming it over the old one and
  * fsyncing the directory; a leftover `.tmp` is an interrupted replacement and is removed.
@@ -32,6 +33,7 @@ export class Layout {
 }
 
 export const HARD_STATE_NAME = 'hardstate';
+export const REMOVAL_NOTE_NAME = 'removed';
 /** Log segments are written with O_DSYNC: a record is durable when its write returns. */
 export const SEGMENT_OPEN = { durableWrites: true } as const;
 export const TEMP_SUFFIX = '.tmp';

@@ -10,6 +10,7 @@ import { FrameKind, encodeFrame } from './frame';
  *
  *   Hello   = magic u32 | version u16 | nodeId u32 | toNodeId u32 | clusterId str
  *   Welcome = magic u32 | version u16 | status u8 | nodeId u32 | clusterId str | reason str
+ *             | [removal index u64 | removal term u64, when status = Removed]
  *   str     = len u16 | UTF-8 bytes
  *
  * magic and version come first and stay where they are in every future version, so two
@@ -30,6 +31,8 @@ export enum WelcomeStatus {
   WrongCluster = 1,
   WrongVersion = 2,
   WrongNode = 3,
+  /** The dialer was removed from the cluster (by the entry Welcome.removal) and not added back. */
+  Removed = 4,
 }
 
 export interface Hello {
@@ -45,12 +48,20 @@ export interface Hello {
   advertise: string;
 }
 
+/** The log entry that removed a node from the cluster. */
+export interface Removal {
+  index: number;
+  term: number;
+}
+
 export interface Welcome {
   version: number;
   status: WelcomeStatus;
   nodeId: NodeId;
   clusterId: string;
   reason: string;
+  /** With status Removed: the log entry that removed the dialer. */
+  removal?: Removal;
 }
 
 export function encodeHello(h: Omit<Hello, 'version'>): Buffer {
@@ -69,13 +80,17 @@ export function encodeHello(h: Omit<Hello, 'version'>): Buffer {
 export function encodeWelcome(w: Omit<Welcome, 'version'>): Buffer {
   const cluster = Buffer.from(w.clusterId, 'utf8');
   const reason = Buffer.from(w.reason, 'utf8').subarray(0, MAX_REASON_BYTES);
-  const body = Buffer.allocUnsafe(4 + 2 + 1 + 4 + 2 + cluster.length + 2 + reason.length);
+  const body = Buffer.allocUnsafe(4 + 2 + 1 + 4 + 2 + cluster.length + 2 + reason.length + 16);
   let o = body.writeUInt32BE(MAGIC, 0);
   o = body.writeUInt16BE(PROTOCOL_VERSION, o);
   o = body.writeUInt8(w.status, o);
   o = body.writeUInt32BE(w.nodeId, o);
   o = writeString(body, o, cluster);
   o = writeString(body, o, reason);
+  if (w.status === WelcomeStatus.Removed) {
+    o = writeU64(body, o, w.removal?.index ?? 0);
+    o = writeU64(body, o, w.removal?.term ?? 0);
+  }
   return encodeFrame(FrameKind.Welcome, body.subarray(0, o));
 }
 
@@ -105,15 +120,16 @@ export function decodeWelcome(body: Uint8Array): { version: number; welcome: Wel
   const nodeId = r.u32();
   const clusterId = r.string();
   const reason = r.string();
+  const welcome: Welcome = { version, status, nodeId, clusterId, reason };
+  if (status === WelcomeStatus.Removed) welcome.removal = { index: r.u64(), term: r.u64() };
   if (r.remaining() !== 0) throw new CodecError('unexpected bytes after the welcome');
-  return { version, welcome: { version, status, nodeId, clusterId, reason } };
+  return { version, welcome };
 }
 
 /** A SnapshotAck frame: the receiving node was handed the snapshot at `index`. */
 export function encodeSnapshotAck(index: number): Buffer {
   const body = Buffer.allocUnsafe(8);
-  body.writeUInt32BE(Math.floor(index / 0x100000000), 0);
-  body.writeUInt32BE(index >>> 0, 4);
+  writeU64(body, 0, index);
   return encodeFrame(FrameKind.SnapshotAck, body);
 }
 
@@ -138,6 +154,11 @@ function readPreamble(r: Reader): number {
     throw new CodecError(`bad magic 0x${magic.toString(16).padStart(8, '0')}: the other side is not a pgraft agent`);
   }
   return r.u16();
+}
+
+function writeU64(buf: Buffer, offset: number, n: number): number {
+  const o = buf.writeUInt32BE(Math.floor(n / 0x100000000), offset);
+  return buf.writeUInt32BE(n >>> 0, o);
 }
 
 function writeString(buf: Buffer, offset: number, s: Buffer): number {

@@ -5,6 +5,7 @@ import { FrameDecoder, FrameKind } from './frame';
 import {
   MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_VERSION,
+  Removal,
   WelcomeStatus,
   decodeHello,
   encodeSnapshotAck,
@@ -23,6 +24,8 @@ export interface InboundContext {
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
   throttle: LogThrottle;
+  /** The entry that removed `peer` from the cluster, if it was and is not back. */
+  removedAt(peer: NodeId): Removal | undefined;
   onMessage(m: Message): void;
   /** The peer completed the handshake as node `conn.peerId`. */
   onIdentified(conn: InboundConnection): void;
@@ -136,6 +139,16 @@ export class InboundConnection {
       );
       return;
     }
+    const removal = this.ctx.removedAt(hello.nodeId);
+    if (removal !== undefined) {
+      this.refuse(
+        WelcomeStatus.Removed,
+        `node ${hello.nodeId} at ${this.remote} was removed from the cluster by log entry ${removal.index} and not added back; ` +
+          'to bring it back, empty its pgraft.data_dir and add it again',
+        removal,
+      );
+      return;
+    }
     this.clearTimer();
     this.state = 'open';
     this.peerId = hello.nodeId;
@@ -159,11 +172,11 @@ export class InboundConnection {
   }
 
   /** Tells the peer why it is refused (so it can log it too), then closes. */
-  private refuse(status: WelcomeStatus, reason: string): void {
+  private refuse(status: WelcomeStatus, reason: string, removal?: Removal): void {
     this.warn(`refused:${WelcomeStatus[status]}`, `refused a peer connection: ${reason}`);
     this.clearTimer();
     this.state = 'closing';
-    this.socket.end(encodeWelcome({ status, nodeId: this.ctx.nodeId, clusterId: this.ctx.clusterId, reason }));
+    this.socket.end(encodeWelcome({ status, nodeId: this.ctx.nodeId, clusterId: this.ctx.clusterId, reason, removal }));
     this.timer = setTimeout(() => this.close(), REFUSAL_LINGER_MS);
   }
 

@@ -6,6 +6,7 @@ import { FRAME_HEADER_BYTES, FrameDecoder, FrameKind, encodeMessageFrame } from 
 import {
   MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_VERSION,
+  Removal,
   WelcomeStatus,
   decodeSnapshotAck,
   decodeWelcome,
@@ -48,6 +49,8 @@ export interface StreamContext {
   throttle: LogThrottle;
   onUnreachable(peer: NodeId): void;
   onSnapshotStatus(peer: NodeId, ok: boolean): void;
+  /** `peer` refused this node as removed from the cluster by the log entry `removal`. */
+  onRemoved(peer: NodeId, removal: Removal): void;
 }
 
 export type OfferResult = 'queued' | 'full' | 'snapshot-busy';
@@ -281,6 +284,7 @@ export class PeerStream {
           'run the same pgraft release on every node (upgrade one node at a time within one protocol version)',
       );
     }
+    if (welcome.status === WelcomeStatus.Removed && welcome.removal) this.ctx.onRemoved(this.id, welcome.removal);
     if (welcome.status !== WelcomeStatus.Accepted) {
       throw new Refusal(`it refused this agent (${WelcomeStatus[welcome.status]}): ${welcome.reason}`);
     }

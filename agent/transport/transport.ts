@@ -5,7 +5,7 @@ import { Message, MessageType, NodeId, Rng, isLocalMessage } from '../raft/types
 import { BackoffOptions, DEFAULT_BACKOFF, mathRandomRng } from './backoff';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame';
 import { encodedMessageSize } from './codec';
-import { validateClusterId } from './handshake';
+import { Removal, validateClusterId } from './handshake';
 import { InboundConnection, InboundContext } from './inbound';
 import { LogThrottle, Logger } from './logger';
 import { PeerStats, PeerStream, StreamContext, errorOf } from './peer_stream';
@@ -63,6 +63,13 @@ export interface PeerTransportOptions {
   onPeerDisconnected?(peer: NodeId): void;
   onUnreachable(peer: NodeId): void;
   onSnapshotStatus(peer: NodeId, ok: boolean): void;
+  /**
+   * The log entry that removed `peer` from the cluster, when it was removed and not added
+   * back: its connections are refused, naming that entry. Default: nobody is.
+   */
+  removedAt?(peer: NodeId): Removal | undefined;
+  /** `peer` refused this node as removed from the cluster by the log entry `removal` (see removedAt). */
+  onRemoved?(peer: NodeId, removal: Removal): void;
 }
 
 /**
@@ -74,7 +81,7 @@ export interface PeerTransportOptions {
  */
 export class PeerTransport {
   private readonly opts: Required<
-    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>
+    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected' | 'removedAt' | 'onRemoved'>
   > &
     Pick<PeerTransportOptions, 'tls' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>;
   private readonly streams = new Map<NodeId, PeerStream>();
@@ -139,6 +146,7 @@ export class PeerTransport {
       throttle: this.throttle,
       onUnreachable,
       onSnapshotStatus,
+      onRemoved: guarded('onRemoved', (peer: NodeId, removal: Removal) => options.onRemoved?.(peer, removal)),
     };
     this.inboundCtx = {
       nodeId: options.nodeId,
@@ -147,6 +155,7 @@ export class PeerTransport {
       maxFrameBytes: this.opts.maxFrameBytes,
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       throttle: this.throttle,
+      removedAt: (peer) => options.removedAt?.(peer),
       onMessage: guarded('onMessage', (m: Message) => options.onMessage(m)),
       onIdentified: (conn) => this.onIdentified(conn),
       onClosed: (conn) => this.onInboundClosed(conn),
@@ -206,8 +215,12 @@ export class PeerTransport {
     if (this.state === 'running') stream.start();
   }
 
-  /** Forgets a peer: its connection closes, its queue is dropped, a pending snapshot is reported failed. */
+  /**
+   * Forgets a peer: its connections close both ways (it must handshake again, and is refused
+   * if removedAt names it), its queue is dropped, a pending snapshot is reported failed.
+   */
   removePeer(id: NodeId): void {
+    this.inboundByPeer.get(id)?.close();
     const stream = this.streams.get(id);
     if (!stream) return;
     this.streams.delete(id);

@@ -145,7 +145,13 @@ export class AgentProcess {
   }
 
   async waitForLog(what: string, pred: (l: LogLine) => boolean, timeoutMs = 10_000, from = 0): Promise<LogLine> {
-    return waitFor(`node ${this.node.id} to log ${what}`, () => this.lines.slice(from).find(pred), timeoutMs);
+    try {
+      return await waitFor(`node ${this.node.id} to log ${what}`, () => this.lines.slice(from).find(pred), timeoutMs);
+    } catch (e) {
+      // What the node did instead is what a failure report needs.
+      const tail = [...this.lines.slice(-40).map((l) => JSON.stringify(l)), ...this.other.slice(-10), this.stderr.slice(-2000)];
+      throw new Error(`${(e as Error).message}; its last output:\n${tail.join('\n')}`);
+    }
   }
 
   /** All output, for failure messages. */

@@ -79,6 +79,13 @@ export class InProcessCluster {
     );
   }
 
+  /** Starts agent `nodeId` again on its data directory (empty if wiped) and Raft port. */
+  async restart(nodeId: number, port: number): Promise<Agent> {
+    const agent = await Agent.start(this.options(nodeId, port));
+    this.agents.push(agent);
+    return agent;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.stop()));
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
+import * as fs from 'node:fs';
 import { Op } from '../../../agent/fsm/commands';
-import { NotLeaderError } from '../../../agent/node';
+import { NotLeaderError, RemovedError } from '../../../agent/node';
 import { InProcessCluster, waitFor } from '../../support/in_process_cluster';
 import { TestFs } from '../../unit/storage/helpers';
 
@@ -101,5 +102,36 @@ describe('agents in one process over loopback TCP', () => {
     const [first, second] = await waitFor('a second snapshot', () => (taken().length >= 2 ? taken() : null));
     expect(applied - first).toBeGreaterThanOrEqual(7);
     expect(second).toBe(applied);
+  });
+
+  test('a member removed while it was down is refused when it comes back: it stops, and does not start again on its data', async () => {
+    const as = await c.start(3);
+    const leader = await c.leader();
+    const victim = as.find((a) => a !== leader)!;
+    const id = victim.id;
+    const port = Number(leader.fsm.member(id)!.raftAddress.split(':')[1]);
+    await victim.stop({ handOver: false });
+    await leader.removeMember(id);
+    await leader.propose({ op: Op.Put, key: 'after', value: 'removal' });
+    const removal = leader.fsm.removedAt(id)!;
+    expect(removal).toBeDefined();
+
+    const back = await c.restart(id, port);
+    await waitFor('the returning node to stop', () => back.state === 'ERROR');
+    expect(back.failure).toBeInstanceOf(RemovedError);
+    expect(back.failure!.message).toContain(`removed from the cluster by log entry ${removal.index} (term ${removal.term})`);
+    expect(back.failure!.message).toContain('empty pgraft.data_dir');
+    expect(back.fsm.get('after')).toBeNull();
+    await back.stop();
+    // The note it left keeps it from starting on that data again.
+    await expect(c.restart(id, port)).rejects.toThrow(/removed from its cluster; the agent does not start on it/);
+
+    // Emptied and added back under the same id, it is a member again and catches up.
+    fs.rmSync(c.options(id, port).dataDir, { recursive: true, force: true });
+    const fresh = await c.restart(id, port);
+    await leader.addMember(id, `127.0.0.1:${port}`, undefined, false, 10000);
+    expect(leader.fsm.removedAt(id)).toBeUndefined();
+    await waitFor('the re-added node to catch up', () => fresh.fsm.get('after') === 'removal');
+    expect(fresh.state).toBe('RUNNING');
   });
 });

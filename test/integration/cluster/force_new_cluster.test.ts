@@ -104,3 +104,41 @@ test('a node whose data directory holds no cluster has nothing to recover', asyn
   expect(r.code).toBe(ExitCode.FAILED);
   expect(r.stderr).toMatch(/belongs to (nobody|user 65534), but this command runs as root: .*\n    hint: run it as (nobody|user 65534), e\.g\. sudo -u/);
 });
+
+test('members force-new-cluster removed that come back with their old data stop at once, and stay stopped', async () => {
+  const c = await TestCluster.create({ size: 3 });
+  c.startFounders();
+  const leader = await c.waitLeader();
+  await putMany(leader, 'before-', 5);
+  const [survivor, ...lost] = c.running();
+  for (const n of c.running()) await n.kill9();
+  const done = await runCli(['force-new-cluster', '--config', survivor.configFile, '--yes']);
+  expect(done.code).toBe(ExitCode.OK);
+  survivor.start();
+  await c.waitLeader([survivor]);
+  const term = (await survivor.status()).term;
+
+  // Their disks were not lost after all: both come back together, with a quorum of the old
+  // membership between them. The survivor refuses them, naming their removal, and they stop.
+  for (const n of lost) n.start();
+  for (const n of lost) {
+    const exit = await n.p.waitExit(15_000);
+    expect({ node: n.id, code: exit.code }).toEqual({ node: n.id, code: ExitCode.REMOVED });
+    const fatal = n.p.lines.find((l) => l.msg === 'agent stopped: it no longer acknowledges anything');
+    expect((fatal?.err as { message?: string } | undefined)?.message).toMatch(new RegExp(`^node ${survivor.id} refused this node \\(${n.id}\\): it was removed from the cluster by log entry \\d+`));
+    expect(n.p.lines.filter((l) => l.msg === 'became leader')).toEqual([]);
+  }
+  const st = await survivor.status();
+  expect({ members: st.members.map((m) => m.id), term: st.term, leader: st.leaderId }).toEqual({ members: [survivor.id], term, leader: survivor.id });
+
+  // Started again on that data, the agent refuses at once and says what to do.
+  const again = lost[0].start();
+  const exit = await again.waitExit(10_000);
+  expect(exit.code).toBe(ExitCode.REMOVED);
+  const refusal = again.lines.find((l) => /the agent could not start/.test(l.msg));
+  expect(refusal?.msg).toMatch(/is that of a node removed from its cluster; the agent does not start on it\. .*empty pgraft\.data_dir/);
+
+  // force-new-cluster on it shows the mark in its plan: its data can still become a cluster of its own.
+  const plan = await runCli(['force-new-cluster', '--config', lost[0].configFile]);
+  expect(plan.stdout).toContain("Its data directory is marked as a removed node's, which the command would clear");
+});

@@ -142,3 +142,34 @@ describe('state machine image (snapshots)', () => {
     expect(() => b.restore(wrong, 1, { voters: [1], learners: [] })).toThrow(/image is damaged: it does not start with the image marker/);
   });
 });
+
+describe('removed members', () => {
+  const change = (sm: StateMachine, index: number, type: ConfChangeType, nodeId: number) =>
+    sm.apply({ index, term: 1, type: EntryType.ConfChange, data: encodeConfChange({ type, nodeId, context: type === ConfChangeType.RemoveNode ? new Uint8Array(0) : encodeMemberContext({ raft: `10.0.0.${nodeId}:7001`, api: '' }) }) });
+
+  test('a removal is kept with its index until the node is added back, and snapshots carry it', () => {
+    const sm = new StateMachine();
+    for (const id of [1, 2, 3]) change(sm, id, ConfChangeType.AddVoter, id);
+    change(sm, 4, ConfChangeType.RemoveNode, 3);
+    change(sm, 5, ConfChangeType.RemoveNode, 2);
+    expect([sm.removedAt(1), sm.removedAt(2), sm.removedAt(3)]).toEqual([undefined, { index: 5, term: 1 }, { index: 4, term: 1 }]);
+    const restored = new StateMachine();
+    restored.restore(sm.serialize(), sm.appliedIndex, sm.conf);
+    expect([restored.removedAt(2), restored.removedAt(3)]).toEqual([{ index: 5, term: 1 }, { index: 4, term: 1 }]);
+    // Added back (as a learner here): a member again, no longer removed.
+    change(sm, 6, ConfChangeType.AddLearner, 3);
+    expect(sm.removedAt(3)).toBeUndefined();
+    expect(sm.removedAt(2)).toEqual({ index: 5, term: 1 });
+  });
+
+  test('an image written before removals were kept restores with none', () => {
+    const header = Buffer.from(JSON.stringify({ members: [{ id: 1, raftAddress: 'a:1', apiAddress: '' }], conf: { voters: [1], learners: [] }, stats: { puts: 0, deletes: 0, appends: 0 }, appliedIndex: 7 }));
+    const lengths = Buffer.alloc(8);
+    lengths.writeUInt32BE(header.length, 0);
+    const image = Buffer.concat([Buffer.from('PGRAFTSM', 'latin1'), lengths.subarray(0, 4), header, lengths.subarray(4)]);
+    const sm = new StateMachine();
+    sm.restore(image, 7, { voters: [1], learners: [] });
+    expect(sm.memberList().map((m) => m.id)).toEqual([1]);
+    expect(sm.removedAt(2)).toBeUndefined();
+  });
+});

@@ -106,6 +106,16 @@ describe('handshake frames', () => {
     expect(decodeSnapshotAck(body(encodeSnapshotAck(2 ** 40 + 1)).body)).toBe(2 ** 40 + 1);
   });
 
+  test('a refusal for a removed node carries the index that removed it', () => {
+    const removal = { index: 2 ** 40 + 5, term: 7 };
+    const w = body(encodeWelcome({ status: WelcomeStatus.Removed, nodeId: 1, clusterId: 'x', reason: 'gone', removal }));
+    expect(decodeWelcome(w.body).welcome).toEqual({ version: PROTOCOL_VERSION, status: WelcomeStatus.Removed, nodeId: 1, clusterId: 'x', reason: 'gone', removal });
+    // Other refusals carry no index: a trailing one is a malformed welcome.
+    const other = body(encodeWelcome({ status: WelcomeStatus.WrongNode, nodeId: 1, clusterId: 'x', reason: 'no', removal }));
+    expect(decodeWelcome(other.body).welcome).not.toHaveProperty('removal');
+    expect(() => decodeWelcome(Buffer.concat([other.body, Buffer.alloc(16)]))).toThrow(/unexpected bytes/);
+  });
+
   test('another protocol version is reported without parsing the rest', () => {
     const b = Buffer.alloc(6);
     b.writeUInt32BE(MAGIC, 0);
