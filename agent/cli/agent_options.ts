@@ -19,8 +19,9 @@ export interface StartMode {
 
 /**
  * The agent's options from the configuration. A new cluster is bootstrapped from
- * pgraft.initial_cluster when it names this node, or with --bootstrap (the initial_cluster
- * members, or this node alone); in both cases only when the data directory is empty.
+ * pgraft.initial_cluster when it names this node (unless --join), or with --bootstrap (the
+ * initial_cluster members, or this node alone); in all cases only when the data directory
+ * is empty.
  * Member API addresses are left out of the bootstrap entries so that every founding node
  * writes the very same log; each node then records its own API address through Raft (Agent).
  */
@@ -29,12 +30,10 @@ export function agentOptions(c: PgraftConfig, mode: StartMode, logger: Logger, m
   if (mode.bootstrap && mode.joining) {
     throw new CommandError('--bootstrap and --join contradict each other', ExitCode.USAGE, 'start the first node with --bootstrap and the others with --join');
   }
+  // A founding member that comes back with an empty data directory (after force-new-cluster
+  // removed it, say) joins the running cluster: --join says so, whatever the list of founders.
   if (mode.joining && self) {
-    throw new CommandError(
-      `--join was given, but pgraft.initial_cluster names this node (${c.node_id}) as a founding member`,
-      ExitCode.USAGE,
-      'a founding member starts without --join; a node joining later must not be in pgraft.initial_cluster',
-    );
+    logger.info({ initialCluster: c.initial_cluster.map((m) => m.id) }, `pgraft.initial_cluster names this node (${c.node_id}), but --join was given: it joins the running cluster instead of founding one`);
   }
   if (mode.bootstrap && c.initial_cluster.length > 0 && !self) {
     throw new CommandError(
@@ -44,7 +43,7 @@ export function agentOptions(c: PgraftConfig, mode: StartMode, logger: Logger, m
     );
   }
   let bootstrap: AgentOptions['bootstrap'];
-  if (self) bootstrap = c.initial_cluster.map((m) => ({ id: m.id, raftAddress: endpoint(m.host, m.port) }));
+  if (self && !mode.joining) bootstrap = c.initial_cluster.map((m) => ({ id: m.id, raftAddress: endpoint(m.host, m.port) }));
   else if (mode.bootstrap) bootstrap = [{ id: c.node_id, raftAddress: endpoint(c.address, c.port) }];
 
   const tls =

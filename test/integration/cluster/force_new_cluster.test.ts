@@ -109,8 +109,10 @@ test('members force-new-cluster removed that come back with their old data stop 
   const c = await TestCluster.create({ size: 3 });
   c.startFounders();
   const leader = await c.waitLeader();
-  await putMany(leader, 'before-', 5);
+  const keys = await putMany(leader, 'before-', 5);
   const [survivor, ...lost] = c.running();
+  const commit = (await leader.status()).commitIndex;
+  await waitFor('the survivor to apply every write', async () => (await survivor.status()).appliedIndex >= commit);
   for (const n of c.running()) await n.kill9();
   const done = await runCli(['force-new-cluster', '--config', survivor.configFile, '--yes']);
   expect(done.code).toBe(ExitCode.OK);
@@ -141,4 +143,39 @@ test('members force-new-cluster removed that come back with their old data stop 
   // force-new-cluster on it shows the mark in its plan: its data can still become a cluster of its own.
   const plan = await runCli(['force-new-cluster', '--config', lost[0].configFile]);
   expect(plan.stdout).toContain("Its data directory is marked as a removed node's, which the command would clear");
+
+  // The way back the refusal names: an empty data directory, then --join, under the same id.
+  fs.rmSync(lost[0].dataDir, { recursive: true, force: true });
+  lost[0].start(['--join', survivor.apiAddress]);
+  await lost[0].p.waitForLog('that it joined', (l) => l.msg === 'joined the cluster as a voter', 20_000);
+  await expectAllReadable(lost[0], keys);
+  expect((await survivor.status()).members.map((m) => m.id)).toEqual([survivor.id, lost[0].id].sort((a, b) => a - b));
+});
+
+test('removed members whose logs go further than the survivor\'s are refused too: the entry at that index is not the one that removed them', async () => {
+  const c = await TestCluster.create({ size: 3 });
+  c.startFounders();
+  const leader = await c.waitLeader();
+  const survivor = c.running().find((n) => n !== leader)!;
+  const lost = c.running().filter((n) => n !== survivor);
+  await putMany(leader, 'early-', 3);
+  // The survivor falls behind: the other two go on committing without it.
+  await survivor.kill9();
+  await putMany(leader, 'late-', 10);
+  const theirLast = (await leader.status()).lastIndex;
+  for (const n of lost) await n.kill9();
+  expect((await runCli(['force-new-cluster', '--config', survivor.configFile, '--yes'])).code).toBe(ExitCode.OK);
+  survivor.start();
+  await c.waitLeader([survivor]);
+
+  for (const n of lost) n.start();
+  for (const n of lost) {
+    expect((await n.p.waitExit(15_000)).code).toBe(ExitCode.REMOVED);
+    const fatal = n.p.lines.find((l) => l.msg === 'agent stopped: it no longer acknowledges anything');
+    const named = /removed from the cluster by log entry (\d+)/.exec((fatal?.err as { message?: string } | undefined)?.message ?? '');
+    // Their logs hold that index, written in an older term by the leader they had.
+    expect(Number(named?.[1])).toBeLessThan(theirLast);
+    expect(n.p.lines.filter((l) => l.msg === 'became leader')).toEqual([]);
+  }
+  expect((await survivor.status()).members.map((m) => m.id)).toEqual([survivor.id]);
 });

@@ -39,6 +39,11 @@ describe('agent options from the configuration', () => {
     expect(options(config({}), false, true).bootstrap).toBeUndefined();
   });
 
+  test('--join on a founding member joins the running cluster: it never bootstraps', () => {
+    expect(options(config({ initial_cluster: cluster }), false, false).bootstrap).toHaveLength(3);
+    expect(options(config({ initial_cluster: cluster }), false, true).bootstrap).toBeUndefined();
+  });
+
   test('contradictions are usage errors', () => {
     const usage = (f: () => unknown, message: RegExp) => {
       try {
@@ -51,7 +56,6 @@ describe('agent options from the configuration', () => {
       }
     };
     usage(() => options(config({}), true, true), /contradict/);
-    usage(() => options(config({ initial_cluster: cluster }), false, true), /names this node \(2\) as a founding member/);
     usage(() => options(config({ initial_cluster: '1=10.0.0.1:7001' }), true), /does not name this node \(2\)/);
   });
 
