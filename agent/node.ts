@@ -314,6 +314,7 @@ export class Agent extends EventEmitter {
       },
       removedAt: (peer) => (this.isMemberInLog(peer) ? undefined : this.fsm.removedAt(peer)),
       onRemoved: (peer, removal) => this.onRefusedAsRemoved(peer, removal),
+      onRefused: (reason) => this.metrics.peerRefusals.inc({ reason }),
     });
     await this.transport.start();
     for (const [id, ctx] of this.addresses) this.setPeer(id, ctx);

@@ -37,6 +37,12 @@ export class AgentMetrics {
   readonly messagesReceived = new Counter({ name: 'pgraft_messages_received_total', help: 'Raft messages received from peers.', registers: [this.registry] });
   readonly messagesSent = new Counter({ name: 'pgraft_messages_sent_total', help: 'Raft messages handed to the transport.', registers: [this.registry] });
   readonly heartbeatsSent = new Counter({ name: 'pgraft_heartbeats_sent_total', help: 'Heartbeats sent as leader.', registers: [this.registry] });
+  readonly peerRefusals = new Counter({
+    name: 'pgraft_peer_connections_refused_total',
+    help: 'Peer connections this node refused at the handshake, by reason: wrong_cluster, wrong_version, wrong_node, removed.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly storageErrors = new Counter({ name: 'pgraft_storage_errors_total', help: 'Failed log writes or fsyncs.', registers: [this.registry] });
   readonly snapshots = new Counter({ name: 'pgraft_snapshots_total', help: 'Snapshots taken on this node.', registers: [this.registry] });
   readonly snapshotsInstalled = new Counter({ name: 'pgraft_snapshots_installed_total', help: 'Snapshots received from a leader and installed.', registers: [this.registry] });

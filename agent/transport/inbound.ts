@@ -26,6 +26,8 @@ export interface InboundContext {
   throttle: LogThrottle;
   /** The entry that removed `peer` from the cluster, if it was and is not back. */
   removedAt(peer: NodeId): Removal | undefined;
+  /** A handshake was refused (after the warning is logged). */
+  onRefused(status: Exclude<WelcomeStatus, WelcomeStatus.Accepted>): void;
   onMessage(m: Message): void;
   /** The peer completed the handshake as node `conn.peerId`. */
   onIdentified(conn: InboundConnection): void;
@@ -172,8 +174,9 @@ export class InboundConnection {
   }
 
   /** Tells the peer why it is refused (so it can log it too), then closes. */
-  private refuse(status: WelcomeStatus, reason: string, removal?: Removal): void {
+  private refuse(status: Exclude<WelcomeStatus, WelcomeStatus.Accepted>, reason: string, removal?: Removal): void {
     this.warn(`refused:${WelcomeStatus[status]}`, `refused a peer connection: ${reason}`);
+    this.ctx.onRefused(status);
     this.clearTimer();
     this.state = 'closing';
     this.socket.end(encodeWelcome({ status, nodeId: this.ctx.nodeId, clusterId: this.ctx.clusterId, reason, removal }));

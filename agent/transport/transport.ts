@@ -5,7 +5,7 @@ import { Message, MessageType, NodeId, Rng, isLocalMessage } from '../raft/types
 import { BackoffOptions, DEFAULT_BACKOFF, mathRandomRng } from './backoff';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame';
 import { encodedMessageSize } from './codec';
-import { Removal, validateClusterId } from './handshake';
+import { Removal, WelcomeStatus, validateClusterId } from './handshake';
 import { InboundConnection, InboundContext } from './inbound';
 import { LogThrottle, Logger } from './logger';
 import { PeerStats, PeerStream, StreamContext, errorOf } from './peer_stream';
@@ -30,6 +30,16 @@ export interface TlsFiles {
    */
   verifyHostname?: boolean;
 }
+
+/** Why a handshake was refused, as metrics label it. */
+export type RefusalReason = 'wrong_cluster' | 'wrong_version' | 'wrong_node' | 'removed';
+
+const REFUSAL_REASONS: Record<Exclude<WelcomeStatus, WelcomeStatus.Accepted>, RefusalReason> = {
+  [WelcomeStatus.WrongCluster]: 'wrong_cluster',
+  [WelcomeStatus.WrongVersion]: 'wrong_version',
+  [WelcomeStatus.WrongNode]: 'wrong_node',
+  [WelcomeStatus.Removed]: 'removed',
+};
 
 export interface PeerTransportOptions {
   nodeId: NodeId;
@@ -70,6 +80,8 @@ export interface PeerTransportOptions {
   removedAt?(peer: NodeId): Removal | undefined;
   /** `peer` refused this node as removed from the cluster by the log entry `removal` (see removedAt). */
   onRemoved?(peer: NodeId, removal: Removal): void;
+  /** This node refused a peer's handshake, for `reason` (logged as a warning). */
+  onRefused?(reason: RefusalReason): void;
 }
 
 /**
@@ -81,7 +93,7 @@ export interface PeerTransportOptions {
  */
 export class PeerTransport {
   private readonly opts: Required<
-    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected' | 'removedAt' | 'onRemoved'>
+    Omit<PeerTransportOptions, 'tls' | 'backoff' | 'rng' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected' | 'removedAt' | 'onRemoved' | 'onRefused'>
   > &
     Pick<PeerTransportOptions, 'tls' | 'advertiseHost' | 'onPeerIdentified' | 'onPeerDisconnected'>;
   private readonly streams = new Map<NodeId, PeerStream>();
@@ -156,6 +168,7 @@ export class PeerTransport {
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       throttle: this.throttle,
       removedAt: (peer) => options.removedAt?.(peer),
+      onRefused: guarded('onRefused', (status: Exclude<WelcomeStatus, WelcomeStatus.Accepted>) => options.onRefused?.(REFUSAL_REASONS[status])),
       onMessage: guarded('onMessage', (m: Message) => options.onMessage(m)),
       onIdentified: (conn) => this.onIdentified(conn),
       onClosed: (conn) => this.onInboundClosed(conn),

@@ -122,6 +122,11 @@ describe('agents in one process over loopback TCP', () => {
     expect(back.failure!.message).toContain(`removed from the cluster by log entry ${removal.index} (term ${removal.term})`);
     expect(back.failure!.message).toContain('empty pgraft.data_dir');
     expect(back.fsm.get('after')).toBeNull();
+    // The members that refused it count the refusals, for an alert.
+    const refusals = await Promise.all(
+      as.filter((a) => a !== victim).map(async (a) => (await a.metrics.peerRefusals.get()).values.filter((v) => v.labels.reason === 'removed').reduce((n, v) => n + v.value, 0)),
+    );
+    expect(refusals.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(1);
     await back.stop();
     // The note it left keeps it from starting on that data again.
     await expect(c.restart(id, port)).rejects.toThrow(/removed from its cluster; the agent does not start on it/);
