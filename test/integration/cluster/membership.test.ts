@@ -3,6 +3,7 @@
  * --join, a node added with the CLI (learner, wait-sync, promotion), members removed; and a
  * follower so far behind that it can only catch up from a snapshot.
  */
+import * as fs from 'node:fs';
 import { TestCluster, Writer, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
 
 afterEach(cleanupAgents);
@@ -70,6 +71,24 @@ describe('membership', () => {
     await expectAllReadable(leader, acked);
     await c.waitApplied((await leader.status()).commitIndex, c.running());
     for (const n of c.running()) await expectAllReadable(n, acked.slice(-20), 'stale');
+  });
+
+  test('a founding member that lost its data is removed, emptied, and joins again under its own id', async () => {
+    const c = await TestCluster.create({ size: 3 });
+    c.startFounders();
+    const leader = await c.waitLeader();
+    const keys = await putMany(leader, 'kept-', 10);
+    const lost = c.running().find((n) => n !== leader)!;
+    await lost.kill9();
+    // docs/cli.md, "When one node loses its data": remove, empty, --join.
+    const removed = await runCli(['remove', String(lost.id), '--api', leader.apiAddress]);
+    expect({ code: removed.code, stderr: removed.stderr }).toEqual({ code: 0, stderr: '' });
+    fs.rmSync(lost.dataDir, { recursive: true, force: true });
+    lost.start(['--join', leader.apiAddress]);
+    await lost.p.waitForLog('that it joined', (l) => l.msg === 'joined the cluster as a voter', 20_000);
+    expect(lost.p.lines.some((l) => /pgraft\.initial_cluster names this node .* --join was given/.test(l.msg))).toBe(true);
+    expect(await voters(leader)).toEqual({ voters: [1, 2, 3], learners: [] });
+    await expectAllReadable(lost, [...keys, ...(await putMany(leader, 'after-', 3))]);
   });
 
   test('a follower far behind catches up through a snapshot', async () => {
