@@ -58,17 +58,17 @@ export interface KvStats {
   appends: number;
 }
 
-/**
- * The replicated state machine: membership (with addresses), the key-value store and the
- * application log. Deterministic: every node applying the same entries reaches the same
- * state. Its image (image(), for snapshots) is written piece by piece.
- */
 /** The log entry (index and term) that removed a node from the cluster. */
 export interface Removal {
   index: number;
   term: number;
 }
 
+/**
+ * The replicated state machine: membership (with addresses), the key-value store and the
+ * application log. Deterministic: every node applying the same entries reaches the same
+ * state. Its image (image(), for snapshots) is written piece by piece.
+ */
 export class StateMachine {
   /** The key-value store: each key's value, kept in `values`. */
   private kv = new Map<string, ValueRef>();
