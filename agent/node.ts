@@ -5,6 +5,7 @@ import { Command, Op, encodeProposal } from './fsm/commands';
 import { ApplyResult, MemberContext, OpenImage, Removal, StateMachine, encodeMemberContext } from './fsm/state_machine';
 import { AgentMetrics } from './http/metrics';
 import { decodeConfChange, encodeConfChange } from './raft/confchange';
+import { CommitBeyondLogError } from './raft/log';
 import { PeerProgress, ProposalDroppedError, RawNode, Status, bootstrapLog } from './raft/rawnode';
 import { SeededRng } from './raft/rng';
 import {
@@ -89,13 +90,15 @@ export class AgentError extends Error {
 }
 
 /**
- * This node was removed from its cluster while it was away: a peer refused it, naming the
- * entry that removed it, which its log does not hold. Its data is from before its removal.
+ * The cluster does not take this node on its data: it was removed while it was away (a peer
+ * refused it, naming the entry that removed it, which its log does not hold), or its log
+ * lost entries it had acknowledged (the leader said them committed). It stops for good, and
+ * its data directory keeps the reason (DiskStorage.recordFence).
  */
-export class RemovedError extends AgentError {
+export class FencedError extends AgentError {
   constructor(message: string) {
     super(message, 'failed');
-    this.name = 'RemovedError';
+    this.name = 'FencedError';
   }
 }
 
@@ -255,10 +258,10 @@ export class Agent extends EventEmitter {
   private async init(): Promise<void> {
     const o = this.opts;
     this.storage = await DiskStorage.open({ dataDir: o.dataDir, segmentBytes: o.logSegmentBytes, logger: messageFirst(this.log), fs: o.fs });
-    const removal = await this.storage.removalNote();
-    if (removal !== null) {
+    const fence = await this.storage.fenceNote();
+    if (fence !== null) {
       await this.storage.close();
-      throw new RemovedError(`the data directory ${o.dataDir} is that of a node removed from its cluster; the agent does not start on it. ${removal.trim()}`);
+      throw new FencedError(`the data directory ${o.dataDir} belongs to a node its cluster fenced off; the agent does not start on it. ${fence.trim()}`);
     }
     if (this.storage.lastIndex() === 0 && this.storage.snapshotMetadata().index === 0 && o.bootstrap) {
       await this.writeBootstrap(o.bootstrap);
@@ -473,7 +476,8 @@ export class Agent extends EventEmitter {
     try {
       this.raw.step(m);
     } catch (e) {
-      this.fail(e as Error, 'processing a message from a peer');
+      if (e instanceof CommitBeyondLogError) this.fence(this.lostData(m.from, e), 'the leader said entries it lacks are committed');
+      else this.fail(e as Error, 'processing a message from a peer');
       return;
     }
     this.kick();
@@ -736,15 +740,35 @@ export class Agent extends EventEmitter {
       }
       if (term === removal.term) return;
     }
-    const e = new RemovedError(
+    const e = new FencedError(
       `node ${peer} refused this node (${this.id}): it was removed from the cluster by log entry ${removal.index} (term ${removal.term}), ` +
         `which this node never received; it runs on data from before its removal and takes no further part. To bring it back, ` +
         `empty pgraft.data_dir (${this.opts.dataDir}) and add it again: SELECT pgraft_add_node(...) on the leader, or pgraft agent --join`,
     );
+    this.fence(e, 'a peer refused it as removed from the cluster');
+  }
+
+  /**
+   * The leader says entries up to e.commit are committed. It says so only up to what this
+   * node acknowledged (raft.ts, bcastHeartbeat), yet this log ends before: it lost entries it
+   * had acknowledged. As a voter it could help elect a leader that lacks them, so it stops.
+   */
+  private lostData(leader: NodeId, e: CommitBeyondLogError): FencedError {
+    const id = this.id;
+    return new FencedError(
+      `node ${leader}, the leader, counts this node (${id}) as holding the log up to entry ${e.commit}, but its log ends at ${e.lastIndex}: ` +
+        `its data was lost (pgraft.data_dir emptied, on a new disk, or restored from an older copy). It takes no further part, so that ` +
+        `it cannot help elect a leader without the entries it had acknowledged. To bring it back, remove it on the leader ` +
+        `(pgraft remove ${id}, or SELECT pgraft_remove_node(${id})), empty pgraft.data_dir (${this.opts.dataDir}) and start it with --join`,
+    );
+  }
+
+  /** Stops for good (see FencedError), leaving the reason in the data directory. */
+  private fence(e: FencedError, during: string): void {
     // Queued before fail(), so that stopping the storage waits for the note.
-    const noted = this.storage.recordRemoval(`${new Date().toISOString()}: ${e.message}\n`);
-    this.fail(e, 'a peer refused it as removed from the cluster');
-    noted.catch((err: unknown) => this.log.error({ err }, 'could not record the removal in the data directory'));
+    const noted = this.storage.recordFence(`${new Date().toISOString()}: ${e.message}\n`);
+    this.fail(e, during);
+    noted.catch((err: unknown) => this.log.error({ err }, 'could not record in the data directory why the node stopped'));
   }
 
   /** Learns peers' addresses from membership entries as soon as they are in the log (§4.1: config on append). */

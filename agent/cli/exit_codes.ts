@@ -18,10 +18,12 @@ export const ExitCode = {
   /** The API token is missing or wrong. */
   UNAUTHORIZED: 6,
   /**
-   * `pgraft agent`: this node was removed from its cluster while away and runs on data from
-   * before its removal. It stays so until its data directory is emptied and it is added again.
+   * `pgraft agent`: the cluster does not take this node on its data. It was removed while it
+   * was away, or its log lost entries it had acknowledged (the data directory was emptied,
+   * replaced or restored from an older copy). It stays so until its data directory is
+   * emptied and it is added again.
    */
-  REMOVED: 7,
+  FENCED: 7,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -101,10 +101,11 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
     const members = (cs: ConfState) =>
       [...cs.voters.map((id) => `${id}`), ...cs.learners.map((id) => `${id} (learner)`)].join(', ') || 'none';
     const out = (s: string) => process.stdout.write(`${s}\n`);
-    // A node that found out it had been removed while away keeps a note that stops its agent
-    // from starting again; making its data a cluster of its own is this command's to decide.
-    const removal = await storage.removalNote();
-    if (plan.entries.length === 0 && removal === null) {
+    // A node its cluster fenced off (removed while away, or its log lost entries) keeps a note
+    // that stops its agent from starting again; making its data a cluster of its own is this
+    // command's to decide.
+    const fence = await storage.fenceNote();
+    if (plan.entries.length === 0 && fence === null) {
       out(`node ${c.node_id} already is the only voter of cluster '${c.cluster_id}': nothing to change; start its agent`);
       return ExitCode.OK;
     }
@@ -119,14 +120,14 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
           (plan.removed.length > 0 ? `, removing ${plan.removed.join(', ')} without their agreement` : '') +
           `; ${kept}.`,
       );
-      if (removal !== null) out(`Its data directory is marked as a removed node's, which the command would clear: ${removal.trim()}`);
+      if (fence !== null) out(`Its data directory is marked as fenced off from its cluster, a mark the command would clear: ${fence.trim()}`);
       throw new CommandError('nothing was changed', ExitCode.USAGE, 'if the other members are lost for good, run the command again with --yes');
     }
     if (plan.entries.length > 0) {
       await storage.save({ entries: plan.entries, hardState: plan.hardState, mustSync: true });
       await storage.flush();
     }
-    if (removal !== null) await storage.clearRemoval();
+    if (fence !== null) await storage.clearFence();
     out(
       `node ${c.node_id} is now the only voter of cluster '${c.cluster_id}'` +
         (plan.removed.length > 0 ? ` (removed: ${plan.removed.join(', ')})` : '') +

@@ -13,7 +13,7 @@ import {
 import { ApiServer } from '../http/api';
 import { AgentMetrics } from '../http/metrics';
 import { MetricsServer } from '../http/metrics_server';
-import { Agent, RemovedError } from '../node';
+import { Agent, FencedError } from '../node';
 import { TlsMaterial, agentTlsClient, readTlsMaterial } from '../transport';
 import { agentOptions, endpoint, agentDeadline } from './agent_options';
 import { CommandError } from './client';
@@ -117,7 +117,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     agent = await Agent.start(options);
   } catch (e) {
     logger.fatal({ err: e }, `the agent could not start: ${(e as Error).message}`);
-    return e instanceof RemovedError ? ExitCode.REMOVED : ExitCode.FAILED;
+    return e instanceof FencedError ? ExitCode.FENCED : ExitCode.FAILED;
   }
   const running: RunningAgent = { agent, logger, loaded };
   const api = new ApiServer({
@@ -168,7 +168,7 @@ export async function runAgent(args: AgentCommandArgs): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     process.on('SIGHUP', () => reload(running));
-    agent.on('fatal', (e: Error) => void shutdown('the agent failed', e instanceof RemovedError ? ExitCode.REMOVED : ExitCode.FAILED));
+    agent.on('fatal', (e: Error) => void shutdown('the agent failed', e instanceof FencedError ? ExitCode.FENCED : ExitCode.FAILED));
 
     if (args.join !== undefined) {
       const hadLog = agent.status().lastIndex > 0;

@@ -150,7 +150,7 @@ export class RaftLog {
   commitTo(toCommit: number): void {
     if (this.committed >= toCommit) return;
     if (this.lastIndex() < toCommit) {
-      throw new Error(`commit ${toCommit} is out of range [last index ${this.lastIndex()}]`);
+      throw new CommitBeyondLogError(toCommit, this.lastIndex());
     }
     this.committed = toCommit;
   }
@@ -201,5 +201,20 @@ export class RaftLog {
   entries(i: number, maxBytes: number): Entry[] {
     if (i > this.lastIndex()) return [];
     return this.slice(i, this.lastIndex() + 1, maxBytes);
+  }
+}
+
+/**
+ * A leader said entries past the end of this log are committed. It says so only up to what
+ * a follower acknowledged holding, so this log lost entries it had acknowledged: its data
+ * was emptied, replaced or restored from an older copy.
+ */
+export class CommitBeyondLogError extends Error {
+  constructor(
+    readonly commit: number,
+    readonly lastIndex: number,
+  ) {
+    super(`commit ${commit} is out of range [last index ${lastIndex}]`);
+    this.name = 'CommitBeyondLogError';
   }
 }

@@ -16,7 +16,7 @@ import {
 } from './format';
 import { FsFile, FsOps, nodeFsOps } from './fs_ops';
 import { LogCache } from './log_cache';
-import { HARD_STATE_NAME, Layout, REMOVAL_NOTE_NAME, listSnapshots, SEGMENT_OPEN, snapshotName, TEMP_SUFFIX, writeFileAtomic, writeFileDurable } from './layout';
+import { HARD_STATE_NAME, Layout, FENCE_NOTE_NAME, listSnapshots, SEGMENT_OPEN, snapshotName, TEMP_SUFFIX, writeFileAtomic, writeFileDurable } from './layout';
 import { silentLogger, StorageLogger } from './logger';
 import { RecordIndex } from './record_index';
 import { checkedSnapshot, recover, RecoveredState } from './recovery';
@@ -315,28 +315,28 @@ export class DiskStorage implements Storage {
   }
 
   /**
-   * What recordRemoval() wrote, or null: this data directory then belongs to a node removed
-   * from its cluster, whose log stops before its removal.
+   * What recordFence() wrote, or null: this data directory then belongs to a node its
+   * cluster no longer takes on this data (removed while away, or its log lost entries).
    */
-  async removalNote(): Promise<string | null> {
+  async fenceNote(): Promise<string | null> {
     try {
-      return Buffer.from(await this.fs.readFile(path.join(this.layout.stateDir, REMOVAL_NOTE_NAME))).toString('utf8');
+      return Buffer.from(await this.fs.readFile(path.join(this.layout.stateDir, FENCE_NOTE_NAME))).toString('utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
   }
 
-  /** Keeps `note` durably in the data directory as its removal note (see removalNote). */
-  recordRemoval(note: string): Promise<void> {
-    return this.mutation(() => this.io(() => writeFileAtomic(this.fs, this.layout.stateDir, REMOVAL_NOTE_NAME, Buffer.from(note, 'utf8'))));
+  /** Keeps `note` durably in the data directory as its fence note (see fenceNote). */
+  recordFence(note: string): Promise<void> {
+    return this.mutation(() => this.io(() => writeFileAtomic(this.fs, this.layout.stateDir, FENCE_NOTE_NAME, Buffer.from(note, 'utf8'))));
   }
 
-  /** Drops the removal note: the data directory is to be used again (force-new-cluster). */
-  clearRemoval(): Promise<void> {
+  /** Drops the fence note: the data directory is to be used again (force-new-cluster). */
+  clearFence(): Promise<void> {
     return this.mutation(() =>
       this.io(async () => {
-        await this.fs.remove(path.join(this.layout.stateDir, REMOVAL_NOTE_NAME)).catch((e: NodeJS.ErrnoException) => {
+        await this.fs.remove(path.join(this.layout.stateDir, FENCE_NOTE_NAME)).catch((e: NodeJS.ErrnoException) => {
           if (e.code !== 'ENOENT') throw e;
         });
         await this.fs.syncDir(this.layout.stateDir);

@@ -5,7 +5,7 @@ import { FsOps } from './fs_ops';
  * The data directory (pgraft.data_dir):
  *   log/segment-0001, segment-0002, ...    the write-ahead log (format.ts)
  *   state/hardstate                        term, vote, commit
- *   state/removed                          only on a node removed from its cluster: why (text)
+ *   state/fenced                           only on a node its cluster no longer takes: why (text)
  *   snapshots/snapshot-<index>-<term>.dat  the newest two snapshots
  * Files are replaced by writing `<name>.tmp`, fsyncing it, renaming it over the old one and
  * fsyncing the directory; a leftover `.tmp` is an interrupted replacement and is removed.
@@ -33,7 +33,7 @@ export class Layout {
 }
 
 export const HARD_STATE_NAME = 'hardstate';
-export const REMOVAL_NOTE_NAME = 'removed';
+export const FENCE_NOTE_NAME = 'fenced';
 /** Log segments are written with O_DSYNC: a record is durable when its write returns. */
 export const SEGMENT_OPEN = { durableWrites: true } as const;
 export const TEMP_SUFFIX = '.tmp';

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { Op } from '../../../agent/fsm/commands';
-import { NotLeaderError, RemovedError } from '../../../agent/node';
+import { NotLeaderError, FencedError } from '../../../agent/node';
 import { InProcessCluster, waitFor } from '../../support/in_process_cluster';
 import { TestFs } from '../../unit/storage/helpers';
 
@@ -118,7 +118,7 @@ describe('agents in one process over loopback TCP', () => {
 
     const back = await c.restart(id, port);
     await waitFor('the returning node to stop', () => back.state === 'ERROR');
-    expect(back.failure).toBeInstanceOf(RemovedError);
+    expect(back.failure).toBeInstanceOf(FencedError);
     expect(back.failure!.message).toContain(`removed from the cluster by log entry ${removal.index} (term ${removal.term})`);
     expect(back.failure!.message).toContain('empty pgraft.data_dir');
     expect(back.fsm.get('after')).toBeNull();
@@ -129,7 +129,7 @@ describe('agents in one process over loopback TCP', () => {
     expect(refusals.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(1);
     await back.stop();
     // The note it left keeps it from starting on that data again.
-    await expect(c.restart(id, port)).rejects.toThrow(/removed from its cluster; the agent does not start on it/);
+    await expect(c.restart(id, port)).rejects.toThrow(/belongs to a node its cluster fenced off; the agent does not start on it/);
 
     // Emptied and added back under the same id, it is a member again and catches up.
     fs.rmSync(c.options(id, port).dataDir, { recursive: true, force: true });

@@ -125,7 +125,7 @@ test('members force-new-cluster removed that come back with their old data stop 
   for (const n of lost) n.start();
   for (const n of lost) {
     const exit = await n.p.waitExit(15_000);
-    expect({ node: n.id, code: exit.code }).toEqual({ node: n.id, code: ExitCode.REMOVED });
+    expect({ node: n.id, code: exit.code }).toEqual({ node: n.id, code: ExitCode.FENCED });
     const fatal = n.p.lines.find((l) => l.msg === 'agent stopped: it no longer acknowledges anything');
     expect((fatal?.err as { message?: string } | undefined)?.message).toMatch(new RegExp(`^node ${survivor.id} refused this node \\(${n.id}\\): it was removed from the cluster by log entry \\d+`));
     expect(n.p.lines.filter((l) => l.msg === 'became leader')).toEqual([]);
@@ -136,13 +136,13 @@ test('members force-new-cluster removed that come back with their old data stop 
   // Started again on that data, the agent refuses at once and says what to do.
   const again = lost[0].start();
   const exit = await again.waitExit(10_000);
-  expect(exit.code).toBe(ExitCode.REMOVED);
+  expect(exit.code).toBe(ExitCode.FENCED);
   const refusal = again.lines.find((l) => /the agent could not start/.test(l.msg));
-  expect(refusal?.msg).toMatch(/is that of a node removed from its cluster; the agent does not start on it\. .*empty pgraft\.data_dir/);
+  expect(refusal?.msg).toMatch(/belongs to a node its cluster fenced off; the agent does not start on it\. .*removed from the cluster by log entry \d+.*empty pgraft\.data_dir/);
 
   // force-new-cluster on it shows the mark in its plan: its data can still become a cluster of its own.
   const plan = await runCli(['force-new-cluster', '--config', lost[0].configFile]);
-  expect(plan.stdout).toContain("Its data directory is marked as a removed node's, which the command would clear");
+  expect(plan.stdout).toContain('Its data directory is marked as fenced off from its cluster, a mark the command would clear');
 
   // The way back the refusal names: an empty data directory, then --join, under the same id.
   fs.rmSync(lost[0].dataDir, { recursive: true, force: true });
@@ -170,7 +170,7 @@ test('removed members whose logs go further than the survivor\'s are refused too
 
   for (const n of lost) n.start();
   for (const n of lost) {
-    expect((await n.p.waitExit(15_000)).code).toBe(ExitCode.REMOVED);
+    expect((await n.p.waitExit(15_000)).code).toBe(ExitCode.FENCED);
     const fatal = n.p.lines.find((l) => l.msg === 'agent stopped: it no longer acknowledges anything');
     const named = /removed from the cluster by log entry (\d+)/.exec((fatal?.err as { message?: string } | undefined)?.message ?? '');
     // Their logs hold that index, written in an older term by the leader they had.

@@ -4,7 +4,8 @@
  * follower so far behind that it can only catch up from a snapshot.
  */
 import * as fs from 'node:fs';
-import { TestCluster, Writer, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
+import { ExitCode } from '../../../agent/cli/exit_codes';
+import { LEVEL, TestCluster, Writer, cleanupAgents, expectAllReadable, putMany, runCli, waitFor } from '../../support/agents';
 
 afterEach(cleanupAgents);
 
@@ -73,13 +74,30 @@ describe('membership', () => {
     for (const n of c.running()) await expectAllReadable(n, acked.slice(-20), 'stale');
   });
 
-  test('a founding member that lost its data is removed, emptied, and joins again under its own id', async () => {
+  test('a founding member that lost its data stops when started as it is; removed, emptied and --join, it is a member again', async () => {
     const c = await TestCluster.create({ size: 3 });
     c.startFounders();
     const leader = await c.waitLeader();
     const keys = await putMany(leader, 'kept-', 10);
     const lost = c.running().find((n) => n !== leader)!;
     await lost.kill9();
+    fs.rmSync(lost.dataDir, { recursive: true, force: true });
+
+    // Started as it is, it bootstraps from initial_cluster again; the leader, which counts
+    // it as holding every entry, tells it what is committed, and it stops.
+    const wrong = lost.start();
+    expect((await wrong.waitExit(15_000)).code).toBe(ExitCode.FENCED);
+    const fatal = wrong.lines.find((l) => l.msg === 'agent stopped: it no longer acknowledges anything');
+    const said = new RegExp(`^node ${leader.id}, the leader, counts this node \\(${lost.id}\\) as holding the log up to entry (\\d+), but its log ends at (\\d+): its data was lost`).exec(
+      (fatal?.err as { message?: string } | undefined)?.message ?? '',
+    );
+    expect(said).not.toBeNull();
+    // It had acknowledged at least the ten writes; the bootstrap entries are all it has now.
+    expect(Number(said![1])).toBeGreaterThanOrEqual(10);
+    expect(Number(said![2])).toBeLessThan(Number(said![1]));
+    expect(wrong.lines.filter((l) => l.level >= LEVEL.info && /became leader|leader elected/.test(l.msg))).toEqual([]);
+    expect((await lost.start().waitExit(10_000)).code).toBe(ExitCode.FENCED);
+
     // docs/cli.md, "When one node loses its data": remove, empty, --join.
     const removed = await runCli(['remove', String(lost.id), '--api', leader.apiAddress]);
     expect({ code: removed.code, stderr: removed.stderr }).toEqual({ code: 0, stderr: '' });

@@ -49,7 +49,7 @@ test("the unit's command line starts the agent with the cluster's postgresql.con
     expect(r.stderr).toContain(`${conf}:3`);
     expect(r.stderr).toContain('pgraft.data_dir');
     expect(r.code).toBe(ExitCode.USAGE);
-    expect(directive('RestartPreventExitStatus').split(' ')).toEqual([String(ExitCode.USAGE), String(ExitCode.REMOVED)]);
+    expect(directive('RestartPreventExitStatus').split(' ')).toEqual([String(ExitCode.USAGE), String(ExitCode.FENCED)]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

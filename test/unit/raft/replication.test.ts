@@ -1,4 +1,6 @@
-import { ProposalDroppedError } from '../../../agent/raft/rawnode';
+import { CommitBeyondLogError } from '../../../agent/raft/log';
+import { MemoryStorage } from '../../../agent/raft/memory_storage';
+import { ProposalDroppedError, bootstrapLog } from '../../../agent/raft/rawnode';
 import { MessageType, StateRole } from '../../../agent/raft/types';
 import { Cluster } from './harness';
 
@@ -175,4 +177,30 @@ describe('log replication (§5.3)', () => {
     expect(c.delivered.slice(mark).filter((m) => m.type === MessageType.App && m.entries.length === 0)).toEqual([]);
     expect(c.appliedData(3)).toEqual(['via 2']);
   });
+
+  test('a follower that lost entries it acknowledged learns it from the leader\'s heartbeat: a CommitBeyondLogError', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.campaign(1);
+    for (let i = 0; i < 5; i++) c.propose(1, `v${i}`);
+    const acked = c.get(1).node.status().progress!.get(3)!.match;
+    expect(acked).toBeGreaterThan(BOOT + 5);
+    // Node 3 comes back with nothing but the bootstrap entries (its data directory emptied).
+    const fresh = new MemoryStorage();
+    const boot = bootstrapLog([1, 2, 3]);
+    fresh.append(boot.entries);
+    fresh.setHardState(boot.hardState);
+    c.add(3, fresh, 99);
+    c.get(1).node.tick(); // heartbeat tick: 1
+    const beat = c.takeMessages(1).find((m) => m.to === 3 && m.type === MessageType.Heartbeat)!;
+    expect(beat.commit).toBe(acked);
+    let thrown: unknown;
+    try {
+      c.stepInto(beat);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(CommitBeyondLogError);
+    expect(thrown).toMatchObject({ commit: acked, lastIndex: BOOT });
+  });
 });
+
