@@ -83,7 +83,7 @@ export async function forceNewCluster(args: ForceNewClusterArgs): Promise<number
       throw new CommandError(
         `something listens on ${endpoint(c.address, port)}, this node's ${port === c.port ? 'Raft port' : 'API port'}: its agent seems to be running`,
         ExitCode.FAILED,
-        'stop the agent first (e.g. systemctl stop pgraft-agent); the data directory is rewritten offline',
+        'stop the agent first (e.g. systemctl stop pgraft-agent@15-main); the data directory is rewritten offline',
       );
     }
   }
