@@ -122,6 +122,17 @@ export class PeerStream {
     if (this.state === 'idle') this.dial();
   }
 
+  /**
+   * The peer has just connected to this node, so it is up: a redial waiting out its back-off
+   * (a restarted node's peers may wait up to backoff.maxMs) goes now.
+   */
+  retryNow(): void {
+    if (this.state !== 'waiting') return;
+    this.clearRetry();
+    this.backoff.reset();
+    this.dial();
+  }
+
   /** Points the stream at a new address; an open connection to the old one is dropped. */
   setAddress(host: string, port: number): void {
     if (host === this.host && port === this.port) return;

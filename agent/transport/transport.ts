@@ -413,6 +413,7 @@ export class PeerTransport {
     const old = this.inboundByPeer.get(conn.peerId);
     this.inboundByPeer.set(conn.peerId, conn);
     if (conn.peerAdvertise) this.onPeerIdentified(conn.peerId, conn.peerAdvertise);
+    this.streams.get(conn.peerId)?.retryNow();
     if (old && old !== conn) {
       this.opts.logger.debug({ peer: conn.peerId }, `peer ${conn.peerId} reconnected; closing its older connection`);
       old.close();

@@ -84,6 +84,21 @@ describe('PeerTransport', () => {
     expect(b.received[0].index).toBe(1);
   });
 
+  test('a peer that connects to this node is redialed at once, not after the back-off', async () => {
+    const slow = { backoff: { initialMs: 8000, maxMs: 8000 } };
+    const a = await h.node(1, slow);
+    const port = await h.deadPort();
+    a.transport.setPeer(2, '127.0.0.1', port);
+    a.transport.send([app(1, 2, 1)]);
+    await waitFor(() => a.unreachable.includes(2), 'the failed dial to be reported');
+    // Node 2 comes up and dials node 1: node 1's next redial would be 4 to 8 s away.
+    const b = await h.node(2, { listenPort: port });
+    b.transport.setPeer(1, '127.0.0.1', a.transport.port);
+    b.transport.send([app(2, 1, 7)]);
+    await waitFor(() => b.received.length === 1, 'the queued message, well within the back-off', 3000);
+    expect(b.received[0].index).toBe(1);
+  });
+
   test('reconnects after the peer restarts, reporting it unreachable meanwhile', async () => {
     const [a, b] = await pair();
     a.transport.send([app(1, 2, 1)]);
