@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { randomInt } from 'node:crypto';
 import { Command, Op, encodeProposal } from './fsm/commands';
-import { ApplyResult, MemberContext, OpenImage, Removal, StateMachine, encodeMemberContext } from './fsm/state_machine';
+import { ApplyResult, MemberContext, OpenImage, StateMachine, encodeMemberContext } from './fsm/state_machine';
 import { AgentMetrics } from './http/metrics';
 import { decodeConfChange, encodeConfChange } from './raft/confchange';
 import { CommitBeyondLogError } from './raft/log';
@@ -17,6 +17,7 @@ import {
   NONE,
   NodeId,
   Ready,
+  Removal,
   StateRole,
 } from './raft/types';
 import { DiskStorage, FsOps } from './storage';

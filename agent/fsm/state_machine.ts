@@ -1,5 +1,5 @@
 import { applyConfChange, cloneConfState, decodeConfChange } from '../raft/confchange';
-import { ConfChangeType, ConfState, Entry, EntryType, NodeId } from '../raft/types';
+import { ConfChangeType, ConfState, Entry, EntryType, NodeId, Removal } from '../raft/types';
 import type { SnapshotImage } from '../storage/format';
 import { LoggedCommand, Op, ProposalId, decodeProposal } from './commands';
 import { ValueArena, ValueRef } from './value_arena';
@@ -56,12 +56,6 @@ export interface KvStats {
   puts: number;
   deletes: number;
   appends: number;
-}
-
-/** The log entry (index and term) that removed a node from the cluster. */
-export interface Removal {
-  index: number;
-  term: number;
 }
 
 /**

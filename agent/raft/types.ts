@@ -39,6 +39,12 @@ export interface ConfState {
   learners: NodeId[];
 }
 
+/** The log entry (index and term) that removed a node from the cluster. */
+export interface Removal {
+  index: number;
+  term: number;
+}
+
 export interface SnapshotMetadata {
   index: number;
   term: number;

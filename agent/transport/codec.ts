@@ -115,7 +115,7 @@ function writeU32(buf: Buffer, offset: number, n: number, field: string): number
   return offset + 4;
 }
 
-function writeU64(buf: Buffer, offset: number, n: number, field: string): number {
+export function writeU64(buf: Buffer, offset: number, n: number, field: string): number {
   if (!(Number.isSafeInteger(n) && n >= 0)) {
     throw new RangeError(`cannot encode ${field} ${n}: it must be an integer in [0, 2^53)`);
   }

@@ -1,5 +1,5 @@
-import { NodeId } from '../raft/types';
-import { CodecError, Reader } from './codec';
+import { NodeId, Removal } from '../raft/types';
+import { CodecError, Reader, writeU64 } from './codec';
 import { FrameKind, encodeFrame } from './frame';
 
 /**
@@ -48,12 +48,6 @@ export interface Hello {
   advertise: string;
 }
 
-/** The log entry that removed a node from the cluster. */
-export interface Removal {
-  index: number;
-  term: number;
-}
-
 export interface Welcome {
   version: number;
   status: WelcomeStatus;
@@ -88,8 +82,8 @@ export function encodeWelcome(w: Omit<Welcome, 'version'>): Buffer {
   o = writeString(body, o, cluster);
   o = writeString(body, o, reason);
   if (w.status === WelcomeStatus.Removed) {
-    o = writeU64(body, o, w.removal?.index ?? 0);
-    o = writeU64(body, o, w.removal?.term ?? 0);
+    o = writeU64(body, o, w.removal?.index ?? 0, 'removal index');
+    o = writeU64(body, o, w.removal?.term ?? 0, 'removal term');
   }
   return encodeFrame(FrameKind.Welcome, body.subarray(0, o));
 }
@@ -129,7 +123,7 @@ export function decodeWelcome(body: Uint8Array): { version: number; welcome: Wel
 /** A SnapshotAck frame: the receiving node was handed the snapshot at `index`. */
 export function encodeSnapshotAck(index: number): Buffer {
   const body = Buffer.allocUnsafe(8);
-  writeU64(body, 0, index);
+  writeU64(body, 0, index, 'snapshot index');
   return encodeFrame(FrameKind.SnapshotAck, body);
 }
 
@@ -154,11 +148,6 @@ function readPreamble(r: Reader): number {
     throw new CodecError(`bad magic 0x${magic.toString(16).padStart(8, '0')}: the other side is not a pgraft agent`);
   }
   return r.u16();
-}
-
-function writeU64(buf: Buffer, offset: number, n: number): number {
-  const o = buf.writeUInt32BE(Math.floor(n / 0x100000000), offset);
-  return buf.writeUInt32BE(n >>> 0, o);
 }
 
 function writeString(buf: Buffer, offset: number, s: Buffer): number {

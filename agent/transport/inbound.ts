@@ -1,11 +1,10 @@
 import * as net from 'net';
-import { Message, MessageType, NodeId } from '../raft/types';
+import { Message, MessageType, NodeId, Removal } from '../raft/types';
 import { decodeMessage } from './codec';
 import { FrameDecoder, FrameKind } from './frame';
 import {
   MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_VERSION,
-  Removal,
   WelcomeStatus,
   decodeHello,
   encodeSnapshotAck,

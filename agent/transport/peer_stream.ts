@@ -1,12 +1,11 @@
 import * as net from 'net';
-import { Message, MessageType, NodeId, Rng } from '../raft/types';
+import { Message, MessageType, NodeId, Removal, Rng } from '../raft/types';
 import { Backoff, BackoffOptions } from './backoff';
 import { CodecError } from './codec';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameKind, encodeMessageFrame } from './frame';
 import {
   MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_VERSION,
-  Removal,
   WelcomeStatus,
   decodeSnapshotAck,
   decodeWelcome,

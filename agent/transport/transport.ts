@@ -1,11 +1,11 @@
 import { promises as fs } from 'fs';
 import * as net from 'net';
 import * as tls from 'tls';
-import { Message, MessageType, NodeId, Rng, isLocalMessage } from '../raft/types';
+import { Message, MessageType, NodeId, Removal, Rng, isLocalMessage } from '../raft/types';
 import { BackoffOptions, DEFAULT_BACKOFF, mathRandomRng } from './backoff';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame';
 import { encodedMessageSize } from './codec';
-import { Removal, WelcomeStatus, validateClusterId } from './handshake';
+import { WelcomeStatus, validateClusterId } from './handshake';
 import { InboundConnection, InboundContext } from './inbound';
 import { LogThrottle, Logger } from './logger';
 import { PeerStats, PeerStream, StreamContext, errorOf } from './peer_stream';
